@@ -1,0 +1,29 @@
+"""The clock library both container images are built with.
+
+It reads the ECS task metadata endpoint v4 (TMDS), turns the task document into a
+typed `ClockReading`, grows the reported bound into an effective bound, offers bounded
+time (earliest/latest, commit wait) and judges whether critical work may run.
+The metric and environment contract shared with the CDK app lives in `contract`.
+"""
+
+from clockcore.bounds import BoundedTime, commit_wait, bounded_now
+from clockcore.reading import ClockReading, SyncStatus, TaskIdentity, parse_task_document
+from clockcore.errors import SampleError
+from clockcore.tmds import fetch_task_document, read_clock
+from clockcore.verdict import Verdict, VerdictReason, judge
+
+__all__ = [
+    "BoundedTime",
+    "ClockReading",
+    "SampleError",
+    "SyncStatus",
+    "TaskIdentity",
+    "Verdict",
+    "VerdictReason",
+    "bounded_now",
+    "commit_wait",
+    "fetch_task_document",
+    "judge",
+    "parse_task_document",
+    "read_clock",
+]
