@@ -160,7 +160,10 @@ def _parse_bound(block: Mapping[str, Any]) -> float:
     # bool is an int subclass; true is not a bound.
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise SampleError("invalid_field", f"ClockErrorBound is {type(raw).__name__}, expected a number of milliseconds")
-    bound = float(raw)
+    try:
+        bound = float(raw)
+    except OverflowError:  # a JSON integer too large for a float
+        raise SampleError("invalid_field", "ClockErrorBound is too large to be a number of milliseconds") from None
     if math.isnan(bound) or math.isinf(bound):
         raise SampleError("invalid_field", f"ClockErrorBound is {bound}, expected a finite number")
     if bound < 0:
