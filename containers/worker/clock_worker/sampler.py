@@ -1,0 +1,70 @@
+"""Take one clock sample: a `ClockReading`, or a counted `SampleFailure`. Never raises."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from clockcore import ClockReading, SampleError, fetch_task_document, parse_task_document
+
+from clock_worker.logs import log_event
+
+log = logging.getLogger("clock_worker.sampler")
+
+# Not a SampleError kind: a bug in this code, reported the same way instead of crashing.
+UNEXPECTED_KIND = "unexpected"
+
+
+@dataclass(frozen=True)
+class SampleFailure:
+    kind: str  # a SampleError kind, or "unexpected"
+    message: str
+    at: datetime
+
+
+SampleOutcome = ClockReading | SampleFailure
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Sampler:
+    def __init__(
+        self,
+        metadata_uri: str | None,
+        *,
+        max_drift_ppm: float,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        fetch_document: Callable[[], Any] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._max_drift_ppm = max_drift_ppm
+        self._clock = clock
+        self._fetch = fetch_document or (
+            lambda: fetch_task_document(metadata_uri, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+        )
+        self.samples_total = 0
+        self.failures_total = 0
+
+    def sample(self) -> SampleOutcome:
+        self.samples_total += 1
+        try:
+            document = self._fetch()
+            return parse_task_document(document, sampled_at=self._clock(), max_drift_ppm=self._max_drift_ppm)
+        except SampleError as error:
+            return self._failed(error.kind, error.message)
+        except Exception as error:  # noqa: BLE001 - the sampler must survive its own bugs too
+            return self._failed(UNEXPECTED_KIND, f"{error.__class__.__name__}: {error}"[:300])
+
+    def _failed(self, kind: str, message: str) -> SampleFailure:
+        self.failures_total += 1
+        failure = SampleFailure(kind=kind, message=message, at=self._clock())
+        log_event(
+            log, logging.WARNING, "sample_failed", message, kind=kind,
+            failures_total=self.failures_total, samples_total=self.samples_total,
+        )
+        return failure
