@@ -1,0 +1,25 @@
+"""What the routes share: settings, the clock guard, counters and history, made once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from clock_app.counters import OperationCounters
+from clock_app.guard import ClockGuard
+from clock_app.history import ReadingHistory
+from clock_app.settings import AppSettings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: AppSettings
+    guard: ClockGuard
+    counters: OperationCounters
+    history: ReadingHistory
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the app's services (set by `create_app`)."""
+    return request.app.state.services
