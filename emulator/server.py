@@ -232,7 +232,8 @@ class Emulator:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}")
         with self._shared.lock:
-            self._shared.state = replace(self._shared.state, scenario=scenario, bound_ms=None, **values)
+            # A new scenario starts from its own bound unless the caller gives one.
+            self._shared.state = replace(self._shared.state, **{"scenario": scenario, "bound_ms": None, **values})
 
     def reset(self) -> None:
         with self._shared.lock:
