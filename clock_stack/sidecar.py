@@ -1,0 +1,114 @@
+"""The worker sidecar on a Fargate task definition: container, scratch volume, logs, IAM."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from clock_stack.images import WORKER_HEALTH_CHECK_COMMAND, TaskArchitecture, worker_image
+from clock_stack.settings import ClockPropsError, ClockSettings
+
+WORKER_CONTAINER_NAME = "clock-worker"
+# The images run as uid 10001 with a read-only root; /tmp is their only writable path
+# (the worker keeps its heartbeat file there).
+SCRATCH_PATH = "/tmp"
+# The worker holds one reading and a small HTTP client; a hard cap keeps a leak in the
+# sidecar from taking memory the app needs.
+WORKER_MEMORY_LIMIT_MIB = 128
+
+
+def awslogs_driver(log_group: logs.ILogGroup, stream_prefix: str) -> ecs.LogDriver:
+    # Non-blocking: a CloudWatch Logs hiccup must never stall a container's stdout
+    # (for the app that would stall requests); the 25 MiB buffer absorbs bursts.
+    return ecs.LogDrivers.aws_logs(
+        log_group=log_group,
+        stream_prefix=stream_prefix,
+        mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+        max_buffer_size=Size.mebibytes(25),
+    )
+
+
+def add_scratch_volume(task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition, volume_name: str) -> None:
+    """Mount a task-local writable volume at /tmp so the root filesystem can be read-only."""
+    # A volume without a host path is task storage that lives as long as the task.
+    task_definition.add_volume(name=volume_name)
+    container.add_mount_points(ecs.MountPoint(container_path=SCRATCH_PATH, source_volume=volume_name, read_only=False))
+
+
+class ClockWorkerSidecar(Construct):
+    """Adds the clock worker to `task_definition` as a non-essential, self-restarting sidecar.
+
+    In the `cloudwatch` sink the task role may call `cloudwatch:PutMetricData` for the
+    configured namespace only; in the `emf` sink it gets no CloudWatch permission at all
+    (the awslogs driver, with the execution role, carries the metric lines).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        task_definition: ecs.FargateTaskDefinition,
+        settings: ClockSettings,
+        architecture: TaskArchitecture = TaskArchitecture.X86_64,
+        image: ecs.ContainerImage | None = None,
+        app_port: int | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id)
+        if not isinstance(task_definition, ecs.FargateTaskDefinition):
+            raise ClockPropsError(
+                "task_definition must be an ecs.FargateTaskDefinition: ClockDrift is reported by Fargate's "
+                f"task metadata endpoint only, got {type(task_definition).__name__}"
+            )
+        if task_definition.find_container(WORKER_CONTAINER_NAME) is not None:
+            raise ClockPropsError(f"task_definition already has a container named {WORKER_CONTAINER_NAME!r}")
+        if app_port is not None and not (isinstance(app_port, int) and 1 <= app_port <= 65535):
+            raise ClockPropsError(f"app_port must be a TCP port from 1 to 65535, got {app_port!r}")
+
+        self.settings = settings
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=log_removal_policy)
+        self.container = task_definition.add_container(
+            "ClockWorker",
+            container_name=WORKER_CONTAINER_NAME,
+            image=image or worker_image(architecture),
+            # The app keeps serving if the worker dies; ECS restarts it in place instead.
+            essential=False,
+            enable_restart_policy=True,
+            restart_attempt_period=Duration.seconds(60),
+            environment=settings.worker_environment(app_port=app_port),
+            logging=awslogs_driver(self.log_group, "worker"),
+            health_check=ecs.HealthCheck(
+                command=list(WORKER_HEALTH_CHECK_COMMAND),
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(30),
+            ),
+            readonly_root_filesystem=True,
+            memory_limit_mib=WORKER_MEMORY_LIMIT_MIB,
+            stop_timeout=Duration.seconds(10),
+        )
+        add_scratch_volume(task_definition, self.container, "clock-worker-tmp")
+
+        self.put_metric_data_statement: iam.PolicyStatement | None = None
+        if settings.publishes_with_api:
+            self.put_metric_data_statement = iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                # PutMetricData has no resource-level permissions; the namespace
+                # condition is how it is scoped (Metric.grant_put_metric_data omits it).
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": settings.namespace}},
+            )
+            task_definition.add_to_task_role_policy(self.put_metric_data_statement)
+            Validations.of(task_definition.task_role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="cloudwatch:PutMetricData supports no resource ARNs, so its Resource must be *; "
+                    "the statement is limited to one namespace with the cloudwatch:namespace condition",
+                )
+            )

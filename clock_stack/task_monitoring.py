@@ -1,0 +1,101 @@
+"""Clock monitoring for a Fargate task definition that already exists: one construct."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from clockcore import contract
+from clock_stack.images import TaskArchitecture
+from clock_stack.metrics import ClockMetrics
+from clock_stack.monitoring import ClockMonitoring, validate_alarm_email
+from clock_stack.settings import ClockPropsError, ClockSettings
+from clock_stack.sidecar import ClockWorkerSidecar
+
+
+def default_clock_service_name(scope: Construct) -> str:
+    """A `Service` dimension value unique in the account and region: stack name + construct path."""
+    stack = Stack.of(scope)
+    relative = scope.node.path[len(stack.node.path) :].strip("/")
+    return f"{stack.stack_name}/{relative}" if relative else stack.stack_name
+
+
+class ClockTaskMonitoring(Construct):
+    """Add the worker sidecar, its IAM, a dashboard and alarms to `task_definition`.
+
+    `service` (optional) scopes the per-task dashboard and the per-task alarm to that
+    ECS service's tasks; without it they cover every task publishing to the namespace.
+    `clock_service_name` is the value of the `Service` dimension the alarms watch
+    (default: stack name + construct path).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        task_definition: ecs.FargateTaskDefinition,
+        service: ecs.FargateService | None = None,
+        clock_service_name: str | None = None,
+        architecture: TaskArchitecture = TaskArchitecture.X86_64,
+        worker_image: ecs.ContainerImage | None = None,
+        app_port: int | None = None,
+        threshold_ms: float = contract.DEFAULT_THRESHOLD_MS,
+        interval_seconds: float = contract.DEFAULT_INTERVAL_SECONDS,
+        sink: str = contract.DEFAULT_SINK,
+        namespace: str | None = None,
+        metrics_profile: str = contract.STANDARD_PROFILE.name,
+        per_task_metrics: Sequence[str] | None = None,
+        max_drift_ppm: float = contract.DEFAULT_MAX_DRIFT_PPM,
+        alarm_topic: sns.ITopic | None = None,
+        alarm_email: str | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        settings: ClockSettings | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        if not isinstance(architecture, TaskArchitecture):
+            raise ClockPropsError(f"architecture must be a TaskArchitecture (X86_64 or ARM64), got {architecture!r}")
+        validate_alarm_email(alarm_email, alarm_topic)
+        if settings is None:
+            settings = ClockSettings.create(
+                service_name=clock_service_name or default_clock_service_name(self),
+                namespace=namespace,
+                sink=sink,
+                metrics_profile=metrics_profile,
+                per_task_metrics=per_task_metrics,
+                interval_seconds=interval_seconds,
+                threshold_ms=threshold_ms,
+                max_drift_ppm=max_drift_ppm,
+            )
+        self.settings = settings
+
+        self.sidecar = ClockWorkerSidecar(
+            self,
+            "Worker",
+            task_definition=task_definition,
+            settings=settings,
+            architecture=architecture,
+            image=worker_image,
+            app_port=app_port,
+            log_retention=log_retention,
+            log_removal_policy=log_removal_policy,
+        )
+        self.worker_container = self.sidecar.container
+
+        task_filter: dict[str, str] = {contract.FAMILY_DIMENSION: task_definition.family}
+        if service is not None:
+            task_filter[contract.CLUSTER_DIMENSION] = service.cluster.cluster_name
+            task_filter[contract.SERVICE_NAME_DIMENSION] = service.service_name
+        self.metrics = ClockMetrics(settings=settings, task_filter=task_filter)
+        self.monitoring = ClockMonitoring(
+            self, "Monitoring", metrics=self.metrics, alarm_topic=alarm_topic, alarm_email=alarm_email
+        )
+        self.alarms = self.monitoring.alarms
+        self.dashboard = self.monitoring.dashboard
+        self.alarm_topic = self.monitoring.alarm_topic
