@@ -3,8 +3,11 @@
 "use strict";
 
 const CLOCK_EVERY_MS = 1000;
-const HISTORY_EVERY_MS = 2000;
-const CHART_WINDOW_S = 180;
+const HISTORY_EVERY_MS = 1000;
+// The chart spans the samples it has, from 20 s up to 3 minutes, so a fresh page
+// fills its width instead of drawing a sliver at the right edge.
+const CHART_MIN_WINDOW_S = 20;
+const CHART_MAX_WINDOW_S = 180;
 
 const $ = (id) => document.getElementById(id);
 const state = { clock: null, history: [], thresholdMs: null, local: false };
@@ -17,6 +20,11 @@ function fmtMs(value) {
 }
 
 // "2026-11-28T05:40:12.123456Z" -> "05:40:12.123456" (keeps microseconds, which Date drops).
+// Axis labels: as few digits as the value needs ("2.5 ms", "0.25 ms").
+function fmtAxis(value) {
+  return String(Number(value.toPrecision(3))) + " ms";
+}
+
 function timeOf(iso) {
   if (!iso) return "–";
   const match = /T(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso);
@@ -72,7 +80,7 @@ function renderClock(clock) {
   $("checked-at").textContent = "checked " + timeOf(clock.checked_at) + " UTC · cached sample " + clock.cache_age_s.toFixed(2) + " s old (TTL " + clock.cache_ttl_s + " s)";
 
   const reading = clock.reading;
-  $("threshold").textContent = fmtMs(clock.threshold_ms);
+  $("threshold").textContent = String(clock.threshold_ms);
   $("age-limit").textContent = clock.max_reference_age_s;
   if (reading) {
     const task = reading.task;
@@ -113,7 +121,7 @@ function renderClock(clock) {
 async function refreshClock() {
   try {
     const clock = await getJson("/api/clock");
-    if (clock.status === 200 && clock.body) renderClock(clock.body);
+    if (clock.status === 200 && clock.body) { renderClock(clock.body); drawChart(); }
     const stats = await getJson("/api/operations/stats");
     if (stats.ok && stats.body) {
       $("allowed").textContent = stats.body.allowed;
@@ -158,18 +166,27 @@ function drawChart() {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
 
-  const pad = { left: 56, right: 16, top: 14, bottom: 28 };
+  const pad = { left: 64, right: 16, top: 14, bottom: 28 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const threshold = state.thresholdMs || 1;
   const nowS = Date.now() / 1000;
-  const startS = nowS - CHART_WINDOW_S;
-  const points = state.history
-    .map((entry) => ({ t: Date.parse(entry.at) / 1000, value: entry.effective_bound_ms, safe: entry.safe }))
-    .filter((point) => point.t >= startS);
+  const samples = state.history.map((entry) => ({ t: Date.parse(entry.at) / 1000, value: entry.effective_bound_ms, safe: entry.safe }));
+  // The latest check carries the line up to now (the bound keeps growing between samples).
+  const clock = state.clock;
+  if (clock && clock.reading) {
+    const checkedS = Date.parse(clock.checked_at) / 1000;
+    if (!samples.length || checkedS > samples[samples.length - 1].t) {
+      samples.push({ t: checkedS, value: clock.reading.effective_bound_ms, safe: clock.safe });
+    }
+  }
+  const span = samples.length ? nowS - samples[0].t : 0;
+  const windowS = Math.min(CHART_MAX_WINDOW_S, Math.max(CHART_MIN_WINDOW_S, Math.ceil(span / 10) * 10));
+  const startS = nowS - windowS;
+  const points = samples.filter((point) => point.t >= startS);
   const highest = points.reduce((max, point) => (point.value !== null ? Math.max(max, point.value) : max), 0);
   const top = niceCeiling(Math.max(threshold * 1.6, highest * 1.15));
-  const x = (t) => pad.left + ((t - startS) / CHART_WINDOW_S) * plotW;
+  const x = (t) => pad.left + ((t - startS) / windowS) * plotW;
   const y = (value) => pad.top + plotH - (Math.min(value, top) / top) * plotH;
 
   // Grid and axis labels.
@@ -183,11 +200,12 @@ function drawChart() {
     const value = (top / 4) * i;
     const gy = Math.round(y(value)) + 0.5;
     ctx.beginPath(); ctx.moveTo(pad.left, gy); ctx.lineTo(width - pad.right, gy); ctx.stroke();
-    ctx.fillText(fmtMs(value) + " ms", pad.left - 8, gy);
+    ctx.fillText(fmtAxis(value), pad.left - 8, gy);
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (let ago = CHART_WINDOW_S; ago >= 0; ago -= 30) {
+  const tickS = windowS <= 30 ? 5 : windowS <= 60 ? 10 : windowS <= 120 ? 20 : 30;
+  for (let ago = Math.floor(windowS / tickS) * tickS; ago >= 0; ago -= tickS) {
     ctx.fillText(ago === 0 ? "now" : "−" + ago + " s", x(nowS - ago), height - pad.bottom + 8);
   }
 
@@ -206,19 +224,22 @@ function drawChart() {
   });
   if (current.length) segments.push(current);
   segments.forEach((segment) => {
-    ctx.beginPath();
-    ctx.moveTo(x(segment[0].t), y(0));
-    segment.forEach((point) => ctx.lineTo(x(point.t), y(point.value)));
-    ctx.lineTo(x(segment[segment.length - 1].t), y(0));
-    ctx.closePath();
+    // Steps, not slopes: a sample's bound holds until the next sample replaces it.
+    const trace = new Path2D();
+    segment.forEach((point, index) => {
+      if (index === 0) trace.moveTo(x(point.t), y(point.value));
+      else { trace.lineTo(x(point.t), y(segment[index - 1].value)); trace.lineTo(x(point.t), y(point.value)); }
+    });
+    const area = new Path2D(trace);
+    area.lineTo(x(segment[segment.length - 1].t), y(0));
+    area.lineTo(x(segment[0].t), y(0));
+    area.closePath();
     ctx.fillStyle = "rgba(37, 99, 235, 0.10)";
-    ctx.fill();
-    ctx.beginPath();
-    segment.forEach((point, index) => (index ? ctx.lineTo(x(point.t), y(point.value)) : ctx.moveTo(x(point.t), y(point.value))));
+    ctx.fill(area);
     ctx.strokeStyle = "#2563eb";
     ctx.lineWidth = 2;
     ctx.lineJoin = "round";
-    ctx.stroke();
+    ctx.stroke(trace);
   });
   // Unsafe samples get a red dot.
   points.forEach((point) => {
@@ -238,7 +259,7 @@ function drawChart() {
   ctx.fillStyle = "#c62f2f";
   ctx.textAlign = "left";
   ctx.textBaseline = "bottom";
-  ctx.fillText("threshold " + fmtMs(threshold) + " ms", pad.left + 6, ty - 3);
+  ctx.fillText("threshold " + fmtAxis(threshold), pad.left + 6, ty - 3);
 
   if (!points.length) {
     ctx.fillStyle = "#66737f";

@@ -1,0 +1,103 @@
+"""The page at `/`: served from the package, nothing from elsewhere, and alive in a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC = REPO / "containers" / "app" / "clock_app" / "static"
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def test_page_and_assets_are_served_by_the_app(live_app):
+    with live_app.client() as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        referenced = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        for url in referenced:
+            if url.startswith("/static/"):
+                assert client.get(url).status_code == 200, url
+        assert client.get("/static/../settings.py").status_code == 404
+        assert client.get("/static/index.css").status_code == 404
+
+
+def test_no_asset_reaches_beyond_the_app():
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        # Only the SVG namespace URI may look like a URL; it is never fetched.
+        external = [url for url in re.findall(r"https?://[^\s\"')]+", text) if url != "http://www.w3.org/2000/svg"]
+        assert external == [], f"{path.name} refers to {external}"
+        assert "//cdn" not in text and "@import" not in text
+
+
+def _browser_or_skip():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; in CI the browser test must run (make browser installs it)")
+        pytest.skip("chromium is not installed (make browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright
+
+
+@pytest.mark.browser
+def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator):
+    sync_playwright = _browser_or_skip()
+    problems: list[str] = []
+    foreign_requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("request", lambda request: None if request.url.startswith(local_app.url) else foreign_requests.append(request.url))
+            page.goto(local_app.url + "/")
+            page.wait_for_selector("#verdict[data-verdict=SAFE]", timeout=10_000)
+            assert page.text_content("#sync") == "SYNCHRONIZED"
+            # Local mode: the scenario control is there, one button per emulator scenario.
+            page.wait_for_selector("#scenario-card:not([hidden]) button[data-scenario=high_bound]")
+            page.click("#run-op")
+            page.wait_for_selector("#op-result.ok")
+            time.sleep(6)  # a few samples on the chart
+
+            # The emulator switches behind the page's back: the page sees it by polling.
+            emulator.set_scenario("high_bound")
+            page.wait_for_selector("#verdict[data-verdict=UNSAFE]", timeout=5_000)
+            assert "bound_over_threshold" in page.text_content("#reasons")
+            page.click("#run-op")
+            page.wait_for_selector("#op-result.bad")
+            assert "Refused (503): bound_over_threshold" in page.text_content("#op-result")
+            page.wait_for_function("document.getElementById('refused').textContent === '1'", timeout=5_000)
+
+            # Back to ok through the page's own control, and the gate opens again.
+            page.click("button[data-scenario=ok]")
+            page.wait_for_selector("#verdict[data-verdict=SAFE]", timeout=5_000)
+            page.click("#run-commit")
+            page.wait_for_selector("#op-result.ok")
+            assert "Committed at" in page.text_content("#op-result")
+            time.sleep(3)
+
+            # For the README: the gate closed, the bound over the threshold on the chart.
+            page.click("button[data-scenario=high_bound]")
+            page.wait_for_selector("#verdict[data-verdict=UNSAFE]", timeout=5_000)
+            page.click("#run-op")
+            page.wait_for_selector("#op-result.bad")
+            time.sleep(4.5)
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    # Chromium logs every non-2xx fetch; the refusals above are the expected 503s.
+    assert [problem for problem in problems if "status of 503" not in problem] == [], problems
+    assert foreign_requests == [], foreign_requests
+    assert SCREENSHOT.stat().st_size > 10_000
