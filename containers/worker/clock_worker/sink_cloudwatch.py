@@ -34,6 +34,7 @@ REJECTED_CODES = frozenset(
 )
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
+FLUSH_RETRY_S = 0.25
 
 
 def _dimensions(dimensions: Dimensions) -> list[dict[str, str]]:
@@ -180,12 +181,23 @@ class CloudWatchSink:
         """
         self._stopping.set()
         self._wake.set()
+        log_event(log, logging.INFO, "flushing", f"sending {len(self.buffer)} buffered sample(s) before exit",
+                  buffered_samples=len(self.buffer))
         outcome: list[bool] = []
-        flusher = threading.Thread(
-            target=lambda: outcome.append(self._send_pending(deadline_monotonic=deadline_monotonic)),
-            name="cloudwatch-flush",
-            daemon=True,
-        )
+
+        def flush() -> None:
+            # Keep trying until the deadline: an endpoint that is back a second later
+            # still gets everything.
+            while True:
+                if self._send_pending(deadline_monotonic=deadline_monotonic):
+                    outcome.append(True)
+                    return
+                remaining = deadline_monotonic - time.monotonic()
+                if remaining <= 0:
+                    return
+                time.sleep(min(FLUSH_RETRY_S, remaining))
+
+        flusher = threading.Thread(target=flush, name="cloudwatch-flush", daemon=True)
         flusher.start()
         flusher.join(timeout=max(0.0, deadline_monotonic - time.monotonic()))
         left = len(self.buffer)
