@@ -1,0 +1,109 @@
+"""Other people's CDK apps reuse the constructs (see infra/synth.py for the two apps):
+one puts ClockAccurateFargateService into its own VPC and cluster with its own image,
+one adds clock monitoring to a task definition and service it already has."""
+
+from __future__ import annotations
+
+import json
+
+from clockcore import contract
+from infra.synth import CONSUMER_IMAGE, Synthesized
+
+
+def env_of(container: dict) -> dict[str, object]:
+    return {item["Name"]: item["Value"] for item in container.get("Environment", [])}
+
+
+def test_public_import_path():
+    import clock_stack
+    from clock_stack import ClockAccurateFargateService, ClockTaskMonitoring
+
+    assert ClockAccurateFargateService.__module__ == "clock_stack.service"
+    assert ClockTaskMonitoring.__module__ == "clock_stack.task_monitoring"
+    assert set(clock_stack.__all__) >= {"ClockAccurateFargateService", "ClockTaskMonitoring", "ClockMonitoring"}
+
+
+def test_service_goes_into_the_consumers_own_vpc_and_cluster(consumer_service: Synthesized):
+    synth = consumer_service
+    assert len(synth.resources("AWS::EC2::VPC")) == 1, "no VPC of our own"
+    (cluster_id,) = synth.resources("AWS::ECS::Cluster")
+    assert "TeamCluster" in cluster_id
+    assert synth.only("AWS::ECS::Service")["Cluster"] == {"Ref": cluster_id}
+
+
+def test_consumers_own_image_runs_next_to_our_worker(consumer_service: Synthesized):
+    synth = consumer_service
+    app = synth.container("app")
+    assert app["Image"] == CONSUMER_IMAGE
+    assert app["PortMappings"] == [{"ContainerPort": 80, "Protocol": "tcp"}]
+    # Not our app: no clock-gate settings, no health-check command it may not have.
+    assert "Environment" not in app and "HealthCheck" not in app
+    assert app.get("ReadonlyRootFilesystem") is False
+    worker = synth.container("clock-worker")
+    assert "Fn::Sub" in worker["Image"], "the worker is still our image asset"
+    assert contract.ENV_APP_STATS_URL not in env_of(worker)
+    assert synth.only("AWS::ElasticLoadBalancingV2::TargetGroup")["HealthCheckPath"] == "/"
+
+
+def test_consumer_service_alarms_use_its_threshold_and_email(consumer_service: Synthesized):
+    synth = consumer_service
+    thresholds = {alarm["Properties"]["Threshold"] for alarm in synth.resources("AWS::CloudWatch::Alarm").values()}
+    assert 5 in thresholds
+    synth.template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "team@example.com"})
+    # The default Service dimension is unique per stack and construct path.
+    assert env_of(synth.container("clock-worker"))[contract.ENV_SERVICE] == "ConsumerService/Orders"
+
+
+def test_monitoring_is_added_to_an_existing_task_definition(consumer_task_definition: Synthesized):
+    synth = consumer_task_definition
+    (task_definition,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    names = [container["Name"] for container in task_definition["Properties"]["ContainerDefinitions"]]
+    assert names == ["api", "clock-worker"]
+    worker = synth.container("clock-worker")
+    assert worker["Essential"] is False and worker["RestartPolicy"]["Enabled"] is True
+    assert worker["ReadonlyRootFilesystem"] is True
+    environment = env_of(worker)
+    assert environment[contract.ENV_SINK] == "cloudwatch"
+    assert environment[contract.ENV_NAMESPACE] == "Team/Clock"
+    assert environment[contract.ENV_SERVICE] == "team-api"
+    # The consumer's own container is left as it was.
+    assert synth.container("api").get("ReadonlyRootFilesystem") is None
+
+
+def test_existing_task_role_gets_namespace_scoped_put_metric_data(consumer_task_definition: Synthesized):
+    synth = consumer_task_definition
+    statements = [
+        statement
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "cloudwatch:PutMetricData" in json.dumps(statement["Action"])
+    ]
+    assert len(statements) == 1
+    assert statements[0]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Team/Clock"}}
+    (role_id,) = [key for key in synth.resources("AWS::IAM::Role") if "ApiTaskRole" in key]
+    policy = next(
+        policy["Properties"]
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        if "cloudwatch:PutMetricData" in json.dumps(policy)
+    )
+    assert policy["Roles"] == [{"Ref": role_id}]
+
+
+def test_existing_service_is_watched_by_name(consumer_task_definition: Synthesized):
+    synth = consumer_task_definition
+    (service_id,) = synth.resources("AWS::ECS::Service")
+    insights = [
+        alarm["Properties"]
+        for alarm in synth.resources("AWS::CloudWatch::Alarm").values()
+        if "Expression" in alarm["Properties"]["Metrics"][0]
+    ]
+    assert len(insights) == 1
+    expression = json.dumps(insights[0]["Metrics"][0]["Expression"])
+    assert service_id in expression and "Team/Clock" in expression
+    bound = [
+        alarm["Properties"]
+        for key, alarm in synth.resources("AWS::CloudWatch::Alarm").items()
+        if "ApiClockMonitoringBoundOverThreshold" in key
+    ]
+    assert bound[0]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "team-api"}]
+    assert bound[0]["Threshold"] == 2

@@ -1,0 +1,174 @@
+"""Bad props fail at construction time with a message that names the prop."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clock_stack import ClockAccurateFargateService, ClockPropsError, ClockSettings, ClockTaskMonitoring, TaskArchitecture
+from clock_stack.demo_stack import DemoConfig
+from clock_stack.metrics import alarm_period
+from clock_stack.settings import format_number
+from clockcore import contract
+from infra.synth import REGION, cdk_context
+
+
+def new_stack(region: str | None = REGION):
+    import aws_cdk as cdk
+
+    app = cdk.App(context=cdk_context())
+    env = cdk.Environment(region=region) if region else None
+    return cdk.Stack(app, "Props", env=env)
+
+
+# ---------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"service_name": ""}, "clock_service_name must be 1-255 characters"),
+        ({"service_name": " padded "}, "clock_service_name must be 1-255 characters"),
+        ({"service_name": "x" * 256}, "clock_service_name must be 1-255 characters"),
+        ({"namespace": "AWS/ECS"}, "reserves for AWS services"),
+        ({"namespace": "has space"}, "CloudWatch's rule"),
+        ({"namespace": ""}, "namespace must be a non-empty plain string"),
+        ({"sink": "stdout"}, "sink must be one of cloudwatch, emf, got 'stdout'"),
+        ({"metrics_profile": "fancy"}, "metrics_profile must be one of seed, standard"),
+        ({"per_task_metrics": ["Nope"]}, "per_task_metrics has unknown metric names ['Nope']"),
+        ({"per_task_metrics": ["ClockErrorBound", "ClockErrorBound"]}, "lists a metric twice"),
+        ({"interval_seconds": 0.5}, "interval_seconds must be a number from 1 to 3600, got 0.5"),
+        ({"interval_seconds": float("nan")}, "interval_seconds must be a number"),
+        ({"interval_seconds": True}, "interval_seconds must be a number"),
+        ({"threshold_ms": 0}, "threshold_ms must be a positive number of milliseconds, got 0"),
+        ({"threshold_ms": "1"}, "threshold_ms must be a positive number"),
+        ({"max_drift_ppm": -1}, "max_drift_ppm must be a number from 0 to 1000"),
+    ],
+)
+def test_settings_reject_bad_values(props: dict, message: str):
+    arguments = {"service_name": "svc", **props}
+    with pytest.raises(ClockPropsError, match=re.escape(message)):
+        ClockSettings.create(**arguments)
+
+
+def test_settings_defaults_come_from_the_contract():
+    settings = ClockSettings.create(service_name="svc")
+    assert settings.sink == contract.DEFAULT_SINK == "emf"
+    assert settings.namespace == contract.DEFAULT_NAMESPACE
+    assert settings.interval_seconds == contract.DEFAULT_INTERVAL_SECONDS
+    assert settings.per_task_metrics == contract.STANDARD_PROFILE.per_task_metrics
+    seed = ClockSettings.create(service_name="svc", metrics_profile="seed")
+    assert seed.namespace == contract.SEED_NAMESPACE
+    assert seed.worker_environment(app_port=None)[contract.ENV_PER_TASK_METRICS] == contract.CLOCK_ERROR_BOUND.name
+    assert contract.ENV_APP_STATS_URL not in seed.worker_environment(app_port=None)
+
+
+@pytest.mark.parametrize(("interval", "period"), [(1, 10), (10, 10), (10.5, 30), (30, 30), (45, 60), (60, 60), (61, 120), (300, 300)])
+def test_alarm_period_sees_every_sample(interval: float, period: int):
+    assert alarm_period(interval).to_seconds() == period
+
+
+def test_numbers_are_written_plainly():
+    assert [format_number(value) for value in (10, 10.0, 2.5, 0.001)] == ["10", "10", "2.5", "0.001"]
+
+
+# ---------------------------------------------------------------- the service construct
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"cpu": 300}, "cpu must be one of Fargate's task sizes"),
+        ({"cpu": 256, "memory_limit_mib": 4096}, "memory_limit_mib 4096 does not fit cpu 256: Fargate allows 512-2048 in steps of 512 MiB"),
+        ({"desired_count": 0}, "desired_count must be at least 1"),
+        ({"desired_count": 3, "max_task_count": 2}, "need min_task_count <= desired_count <= max_task_count, got 3 <= 3 <= 2"),
+        ({"desired_count": 2, "min_task_count": 3, "max_task_count": 4}, "got 3 <= 2 <= 4"),
+        ({"container_port": 0}, "container_port must be a TCP port from 1 to 65535, got 0"),
+        ({"health_check_path": "healthz"}, "health_check_path must start with '/'"),
+        ({"architecture": "ARM64"}, "architecture must be TaskArchitecture.X86_64 or TaskArchitecture.ARM64"),
+        ({"alarm_email": "not-an-address"}, "alarm_email must be an e-mail address"),
+        ({"threshold_ms": -2}, "threshold_ms must be a positive number"),
+        ({"sink": "PutMetricData"}, "sink must be one of cloudwatch, emf"),
+        ({"target_cpu_utilization_percent": 100}, "target_cpu_utilization_percent must be from 10 to 95"),
+    ],
+)
+def test_service_rejects_bad_props(props: dict, message: str):
+    stack = new_stack()
+    with pytest.raises(ClockPropsError, match=re.escape(message)):
+        ClockAccurateFargateService(stack, "Service", **props)
+    # Nothing was half-built: validation runs before any resource is created.
+    assert stack.node.try_find_child("Service").node.children == []
+
+
+def test_service_rejects_vpc_and_cluster_that_do_not_belong_together():
+    from aws_cdk import aws_ec2 as ec2
+    from aws_cdk import aws_ecs as ecs
+
+    stack = new_stack()
+    cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "VpcA"))
+    with pytest.raises(ClockPropsError, match="give vpc or cluster, not both"):
+        ClockAccurateFargateService(stack, "Service", vpc=ec2.Vpc(stack, "VpcB"), cluster=cluster)
+
+
+def test_service_rejects_topic_and_email_together():
+    from aws_cdk import aws_sns as sns
+
+    stack = new_stack()
+    topic = sns.Topic(stack, "Theirs")
+    with pytest.raises(ClockPropsError, match="give alarm_topic or alarm_email, not both"):
+        ClockAccurateFargateService(stack, "Service", alarm_topic=topic, alarm_email="ops@example.com")
+
+
+def test_access_logs_need_a_region_at_synth_time():
+    with pytest.raises(ClockPropsError, match=r"ALB access logs need the stack's region"):
+        ClockAccurateFargateService(new_stack(region=None), "Service")
+
+
+def test_task_monitoring_needs_a_fargate_task_definition():
+    from aws_cdk import aws_ecs as ecs
+
+    stack = new_stack()
+    task_definition = ecs.Ec2TaskDefinition(stack, "Ec2")
+    with pytest.raises(ClockPropsError, match="task_definition must be an ecs.FargateTaskDefinition"):
+        ClockTaskMonitoring(stack, "Clock", task_definition=task_definition)
+
+
+def test_task_monitoring_rejects_a_second_worker():
+    from aws_cdk import aws_ecs as ecs
+
+    stack = new_stack()
+    task_definition = ecs.FargateTaskDefinition(stack, "Task")
+    image = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/busybox:1.36")
+    task_definition.add_container("main", image=image)
+    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, worker_image=image)
+    with pytest.raises(ClockPropsError, match="already has a container named 'clock-worker'"):
+        ClockTaskMonitoring(stack, "Again", task_definition=task_definition, worker_image=image)
+
+
+# ---------------------------------------------------------------- context
+def test_demo_context_is_read_and_checked():
+    import aws_cdk as cdk
+
+    app = cdk.App(context=cdk_context(**{"clock:desiredCount": "3", "clock:enableExecuteCommand": "true"}))
+    config = DemoConfig.from_context(app.node)
+    assert (config.desiredCount, config.enableExecuteCommand) == (3, True)
+    for key, value, message in [
+        ("clock:desiredCount", "two", "context clock:desiredCount must be a whole number, got 'two'"),
+        ("clock:desiredCount", 2.5, "context clock:desiredCount must be a whole number"),
+        ("clock:enableExecuteCommand", "yes", "context clock:enableExecuteCommand must be true or false"),
+        ("clock:architecture", "arm", "context clock:architecture must be one of X86_64, ARM64"),
+        ("clock:logRetentionDays", 10, "context clock:logRetentionDays must be one of CloudWatch Logs' values"),
+        ("clock:natGateways", 3, "context clock:natGateways must be 1 or 2"),
+    ]:
+        bad = cdk.App(context=cdk_context(**{key: value}))
+        with pytest.raises(ClockPropsError, match=re.escape(message)):
+            DemoConfig.from_context(bad.node)
+
+
+def test_cdk_json_documents_every_context_key_with_its_default():
+    context = cdk_context()
+    for key, default in DemoConfig.context_keys().items():
+        assert key in context, f"{key} missing from cdk.json"
+        assert context[key] == default, f"cdk.json's {key} differs from the code's default"
+
+
+def test_architectures_map_to_matching_platforms():
+    assert TaskArchitecture.ARM64.asset_platform.platform == "linux/arm64"
+    assert TaskArchitecture.X86_64.asset_platform.platform == "linux/amd64"
