@@ -1,0 +1,132 @@
+"""Reading the task document over HTTP, against the emulator and broken endpoints;
+the emulator's control API; bounded time and the verdict."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from clockcore import SampleError, SyncStatus, bounded_now, commit_wait, judge, read_clock
+from clockcore.tmds import task_url
+from clockcore.verdict import VerdictReason
+
+
+def kind_of(call) -> str:
+    with pytest.raises(SampleError) as raised:
+        call()
+    return raised.value.kind
+
+
+def test_ok_reading_through_the_emulator(emulator):
+    reading = read_clock(emulator.metadata_uri, max_drift_ppm=15)
+    assert reading.bound_ms == 0.446931 and reading.status is SyncStatus.SYNCHRONIZED
+    assert reading.identity.task_id == "0123456789abcdef0123456789abcdef"
+    assert reading.identity.service_name == "clock-demo-service"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "values", "kind"),
+    [
+        ("garbage", {}, "not_json"),
+        ("http_500", {}, "http_status"),
+        ("no_clock_drift", {}, "no_clock_drift"),
+        ("slow", {"delay_s": 1.0}, "timeout"),
+    ],
+)
+def test_bad_emulator_answers_are_sample_errors(emulator, scenario, values, kind):
+    emulator.set_scenario(scenario, **values)
+    started = time.monotonic()
+    assert kind_of(lambda: read_clock(emulator.metadata_uri, max_drift_ppm=15, read_timeout_s=0.3)) == kind
+    assert time.monotonic() - started < 1.0  # the timeout bounds the wait
+
+
+def test_scenarios_with_values(emulator):
+    emulator.set_scenario("high_bound", bound_ms=42.0)
+    assert read_clock(emulator.metadata_uri, max_drift_ppm=15).bound_ms == 42.0
+    emulator.set_scenario("stale_reference", stale_s=300)
+    assert read_clock(emulator.metadata_uri, max_drift_ppm=15).reference_age_s >= 300
+    emulator.set_scenario("ok", service_name=None)
+    assert read_clock(emulator.metadata_uri, max_drift_ppm=15).identity.service_name is None
+
+
+def test_emulator_control_api_switches_scenarios(emulator):
+    request = urllib.request.Request(
+        f"{emulator.base_url}/_emulator/scenario", data=json.dumps({"scenario": "high_bound", "bound_ms": 6}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert json.load(answer)["scenario"] == "high_bound"
+    assert read_clock(emulator.metadata_uri, max_drift_ppm=15).bound_ms == 6.0
+    bad = urllib.request.Request(f"{emulator.base_url}/_emulator/scenario", data=b'{"scenario": "nope"}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(bad, timeout=5)
+    assert raised.value.code == 400
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [(None, "uri_unset"), ("  ", "uri_unset"), ("file:///etc/passwd", "uri_invalid"), ("http://", "uri_invalid"),
+     ("http://127.0.0.1:99999/v4", "uri_invalid")],
+)
+def test_unusable_uris(uri, kind):
+    assert kind_of(lambda: task_url(uri)) == kind
+
+
+def test_connection_refused():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert kind_of(lambda: read_clock(f"http://127.0.0.1:{port}/v4/x", max_drift_ppm=15)) == "connection"
+
+
+def test_task_path_is_appended_to_the_uri():
+    assert task_url("http://169.254.170.2/v4/abc/") == ("http", "169.254.170.2", 80, "/v4/abc/task")
+
+
+# ------------------------------------------------------------------ bounded time and verdict
+def reading_with(bound_ms: float, *, status: str = "SYNCHRONIZED", reference_age_s: float = 0.0):
+    from clockcore import parse_task_document
+
+    sampled = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    task = {
+        "Cluster": "c", "TaskARN": "arn:aws:ecs:r:1:task/c/t", "Family": "f",
+        "ClockDrift": {"ClockErrorBound": bound_ms, "ClockSynchronizationStatus": status,
+                       "ReferenceTimestamp": (sampled - timedelta(seconds=reference_age_s)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
+    return parse_task_document(task, sampled_at=sampled, max_drift_ppm=15), sampled
+
+
+def test_bounded_now_is_symmetric_around_now():
+    reading, sampled = reading_with(2.0)
+    interval = bounded_now(reading, clock=lambda: sampled)
+    assert interval.latest - interval.earliest == timedelta(milliseconds=4)
+    assert interval.bound_ms == 2.0
+
+
+def test_commit_wait_waits_until_the_timestamp_is_certainly_past():
+    reading, sampled = reading_with(2.0)
+    now = [sampled]
+    stamp = bounded_now(reading, clock=lambda: now[0]).latest
+
+    def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+
+    commit_wait(reading, stamp, clock=lambda: now[0], sleep=sleep)
+    assert bounded_now(reading, clock=lambda: now[0]).earliest > stamp
+    assert now[0] - sampled >= timedelta(milliseconds=4)  # about two bounds
+
+
+def test_judge_reasons():
+    reading, sampled = reading_with(0.4)
+    assert judge(reading, at=sampled, threshold_ms=1, max_reference_age_s=120).safe
+    high, _ = reading_with(5.0, status="NOT_SYNCHRONIZED", reference_age_s=600)
+    verdict = judge(high, at=sampled, threshold_ms=1, max_reference_age_s=120)
+    assert not verdict.safe and set(verdict.reasons) == {
+        VerdictReason.BOUND_OVER_THRESHOLD, VerdictReason.NOT_SYNCHRONIZED, VerdictReason.REFERENCE_TOO_OLD
+    }
+    assert judge(None, at=sampled, threshold_ms=1, max_reference_age_s=120).reasons == (VerdictReason.METADATA_UNAVAILABLE,)
