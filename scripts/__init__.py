@@ -1,0 +1,1 @@
+"""Helper scripts the Makefile runs (`python -m scripts.<name>`)."""

@@ -1,0 +1,124 @@
+"""`make deploy` / `make destroy` preflight: one line and a non-zero exit when AWS
+credentials, a Docker engine or the CDK bootstrap are missing; never a traceback.
+
+AWS is a moto server on loopback; `docker` is a stand-in script on PATH, so the test
+does not depend on whether this machine has a Docker engine.
+"""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.synth import ROOT
+
+pytestmark = pytest.mark.timeout(120)
+MOTO_ACCOUNT = "123456789012"
+
+
+def fake_docker(directory: Path, *, works: bool) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "docker"
+    if works:
+        script.write_text("#!/bin/sh\necho 27.3.1\n")
+    else:
+        script.write_text(
+            "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?' >&2\nexit 1\n"
+        )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return directory
+
+
+def run_preflight(action: str, tmp_path: Path, *, path: Path, aws: dict[str, str] | None = None):
+    env = {
+        "PATH": str(path),
+        "HOME": str(tmp_path),
+        # No shared config or credentials files, no instance metadata: only what the test gives.
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **(aws or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.preflight", action],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def one_line(result) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_credentials(tmp_path: Path):
+    result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=True))
+    assert result.returncode == 1
+    line = one_line(result)
+    assert line.startswith("make deploy: no AWS credentials found")
+    assert "aws configure" in line
+
+
+def test_credentials_that_cannot_be_checked(tmp_path: Path, cloudwatch):
+    # An endpoint nobody listens on: STS cannot be asked, so deploying would fail too.
+    aws = {**cloudwatch.env(), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    result = run_preflight("destroy", tmp_path, path=tmp_path, aws=aws)
+    assert result.returncode == 1
+    assert one_line(result).startswith("make destroy: cannot check the AWS credentials with STS")
+
+
+def test_missing_docker_engine(tmp_path: Path, cloudwatch):
+    result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=False), aws=cloudwatch.env())
+    assert result.returncode == 1
+    line = one_line(result)
+    assert line.startswith("make deploy: no Docker engine is running")
+    assert "Cannot connect to the Docker daemon" in line
+
+
+def test_missing_docker_client(tmp_path: Path, cloudwatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_preflight("deploy", tmp_path, path=empty, aws=cloudwatch.env())
+    assert result.returncode == 1
+    assert one_line(result).startswith("make deploy: Docker is not installed")
+
+
+def test_not_bootstrapped_says_how(tmp_path: Path, cloudwatch):
+    result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=True), aws=cloudwatch.env())
+    assert result.returncode == 1
+    line = one_line(result)
+    assert "is not bootstrapped" in line
+    assert f".venv/bin/npx cdk bootstrap aws://{MOTO_ACCOUNT}/us-east-1" in line
+
+
+def test_ready_to_deploy(tmp_path: Path, cloudwatch):
+    import boto3
+
+    ssm = boto3.client("ssm", endpoint_url=cloudwatch.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ssm.put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=True), aws=cloudwatch.env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"preflight ok: deploying to account {MOTO_ACCOUNT}, us-east-1; Docker engine 27.3.1"
+
+
+def test_destroy_needs_no_docker(tmp_path: Path, cloudwatch):
+    result = run_preflight("destroy", tmp_path, path=tmp_path, aws=cloudwatch.env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"preflight ok: destroying in account {MOTO_ACCOUNT}")
+
+
+def test_unknown_action_is_a_usage_error(tmp_path: Path):
+    result = run_preflight("launch", tmp_path, path=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
