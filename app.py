@@ -20,6 +20,7 @@ if _VENV_NODE.exists():
     os.environ.setdefault("JSII_NODE", str(_VENV_NODE))
 
 import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from clock_stack.demo_stack import ClockDemoStack, DemoConfig  # noqa: E402
 
@@ -34,6 +35,8 @@ def build_app(app: cdk.App | None = None) -> cdk.App:
         env=cdk.Environment(region=config.resolved_region(os.environ)),
         description="Fargate service with clock accuracy tracking (fargate-clock-accuracy demo)",
     )
+    # cdk-nag 3 runs as a CDK validation plugin: an unacknowledged finding fails `cdk synth`.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 
 
