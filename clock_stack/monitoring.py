@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -73,6 +73,7 @@ class ClockMonitoring(Construct):
         alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
         dashboard_name: str | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
         validate_alarm_email(alarm_email, alarm_topic)
@@ -81,7 +82,7 @@ class ClockMonitoring(Construct):
 
         self.topic_key: kms.Key | None = None
         if alarm_topic is None:
-            alarm_topic = self._encrypted_topic()
+            alarm_topic = self._encrypted_topic(removal_policy)
             if alarm_email is not None:
                 alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.alarm_topic = alarm_topic
@@ -101,12 +102,16 @@ class ClockMonitoring(Construct):
         )
         self._widgets(settings.threshold_ms)
 
-    def _encrypted_topic(self) -> sns.Topic:
+    def _encrypted_topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
         self.topic_key = kms.Key(
             self,
             "TopicKey",
             description="Encrypts the clock alarm topic",
             enable_key_rotation=True,
+            # The key protects notifications in flight only; once the topic is gone it
+            # protects nothing, so it may go with the stack (after KMS's waiting period).
+            removal_policy=removal_policy,
+            pending_window=Duration.days(7),
         )
         cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
         # CloudWatch publishes alarm notifications itself, so it needs the key (an AWS

@@ -175,7 +175,9 @@ class ClockAccurateFargateService(Construct):
         )
         self.access_logs_bucket: s3.IBucket | None = None
         if log_alb_access_logs:
-            self.access_logs_bucket = access_logs_bucket or AccessLogBucket(self, "AccessLogs", removal_policy=removal_policy).bucket
+            # Retained whatever removal_policy says: CloudFormation cannot delete a bucket
+            # that holds logs, and access logs are evidence worth keeping.
+            self.access_logs_bucket = access_logs_bucket or AccessLogBucket(self, "AccessLogs").bucket
             self.load_balancer.log_access_logs(self.access_logs_bucket, prefix="alb")
 
         https = certificate is not None
@@ -233,7 +235,7 @@ class ClockAccurateFargateService(Construct):
             alarm_topic=alarm_topic,
             alarm_email=alarm_email,
             log_retention=log_retention,
-            log_removal_policy=removal_policy,
+            removal_policy=removal_policy,
             settings=settings,
         )
         self.worker_container = self.clock.worker_container

@@ -55,7 +55,7 @@ class ClockTaskMonitoring(Construct):
         alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         settings: ClockSettings | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -84,7 +84,7 @@ class ClockTaskMonitoring(Construct):
             image=worker_image,
             app_port=app_port,
             log_retention=log_retention,
-            log_removal_policy=log_removal_policy,
+            log_removal_policy=removal_policy,
         )
         self.worker_container = self.sidecar.container
 
@@ -94,7 +94,12 @@ class ClockTaskMonitoring(Construct):
             task_filter[contract.SERVICE_NAME_DIMENSION] = service.service_name
         self.metrics = ClockMetrics(settings=settings, task_filter=task_filter)
         self.monitoring = ClockMonitoring(
-            self, "Monitoring", metrics=self.metrics, alarm_topic=alarm_topic, alarm_email=alarm_email
+            self,
+            "Monitoring",
+            metrics=self.metrics,
+            alarm_topic=alarm_topic,
+            alarm_email=alarm_email,
+            removal_policy=removal_policy,
         )
         self.alarms = self.monitoring.alarms
         self.dashboard = self.monitoring.dashboard
