@@ -214,7 +214,7 @@ class ClockMonitoring(Construct):
 
     def _widgets(self, threshold_ms: float) -> None:
         metrics = self.metrics
-        threshold_line = cloudwatch.HorizontalAnnotation(value=threshold_ms, label=f"threshold {threshold_ms} ms", color="#d62728")
+        threshold_line = cloudwatch.HorizontalAnnotation(value=threshold_ms, label=f"threshold {threshold_ms:g} ms", color="#d62728")
         width = 12
         per_task_spec = metrics.per_task_bound_spec
         bound_widgets: list[cloudwatch.IWidget] = []

@@ -90,6 +90,7 @@ class ClockAccurateFargateService(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
+        # Every prop is validated before any resource exists: a bad one fails fast and clearly.
         min_task_count = desired_count if min_task_count is None else min_task_count
         max_task_count = max(2 * desired_count, min_task_count) if max_task_count is None else max_task_count
         self._validate(
@@ -109,7 +110,6 @@ class ClockAccurateFargateService(Construct):
             region=Stack.of(self).region,
         )
         validate_alarm_email(alarm_email, alarm_topic)
-        # Validated before any resource exists, so a bad prop fails fast and clearly.
         settings = ClockSettings.create(
             service_name=clock_service_name or default_clock_service_name(self),
             namespace=namespace,

@@ -330,7 +330,7 @@ def test_dashboard_shows_every_promised_widget(demo: Synthesized):
         contract.OPERATIONS_REFUSED,
     ):
         assert metric.name in body
-    assert "threshold 1 ms" in body
+    assert '\\"horizontal\\":[{\\"value\\":1,' in body and "threshold 1 ms" in body, "the threshold line"
     assert '\\"type\\":\\"alarm\\"' in body, "an alarm status widget"
 
 
