@@ -1,0 +1,198 @@
+"""The clock gate's cost: POST /api/operations against its ungated twin, same process, same run.
+
+The app runs as a real `python -m clock_app` process (uvicorn, access log off) against the
+TMDS emulator, with CLOCK_APP_BENCH_ROUTES on so the twin exists. The twin takes the same
+body, makes the same operation id and stamps a time, but never asks the clock: no cache
+lookup, no verdict, no counters, no bounded time. So the ratio prices everything the gate
+adds. A load generator in a separate process (keep-alive HTTP/1.1 connections in threads)
+alternates gated and ungated rounds, flipping the order each round, on loopback only,
+bounded by time and by request count.
+
+Targets: gated/ungated requests per second >= 0.9; metadata requests per second under
+that load <= 1/TTL (the emulator counts every task document it serves).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONTAINERS = REPO / "containers"
+GATED = "/api/operations"
+UNGATED = "/api/bench/operations-ungated"  # clock_app.app.UNGATED_PATH
+BODY = json.dumps({"label": "bench"}).encode()
+
+ROUNDS = 16
+ROUND_SECONDS = 1.5
+WARMUP_SECONDS = 1.0
+CONNECTIONS = 8
+MAX_REQUESTS_PER_ROUND = 200_000
+CACHE_TTL_S = 1.0
+RATIO_TARGET = 0.9
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def load_round(port: int, path: str, seconds: float, connections: int, max_requests: int) -> dict[str, float]:
+    """Runs in the load-generator process: hammer one path, return counts and elapsed time."""
+    counts = {"ok": 0, "other": 0}
+    lock = threading.Lock()
+    budget = [max_requests]
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        ok = other = 0
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(BODY))}
+        try:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if budget[0] <= 0:
+                        break
+                    budget[0] -= 1
+                connection.request("POST", path, body=BODY, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    ok += 1
+                else:
+                    other += 1
+        finally:
+            connection.close()
+            with lock:
+                counts["ok"] += ok
+                counts["other"] += other
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"ok": counts["ok"], "other": counts["other"], "elapsed_s": time.perf_counter() - started}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The app process's CPU time so far: what a request costs, whatever else runs on the machine."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the app did not become healthy within 30 s")
+
+
+def main() -> dict:
+    sys.path.insert(0, str(REPO))
+    from emulator import Emulator
+
+    port = _free_port()
+    with Emulator() as emulator:
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{CONTAINERS}{os.pathsep}{CONTAINERS / 'app'}",
+            "ECS_CONTAINER_METADATA_URI_V4": emulator.metadata_uri,
+            "CLOCK_APP_HOST": "127.0.0.1",
+            "CLOCK_APP_PORT": str(port),
+            "CLOCK_APP_BENCH_ROUTES": "1",
+            "CLOCK_CACHE_TTL_SECONDS": str(CACHE_TTL_S),
+        }
+        app = subprocess.Popen([sys.executable, "-m", "clock_app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}", app)
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as generator:
+                for path in (GATED, UNGATED):  # warm both paths (imports, pydantic, keep-alive)
+                    generator.submit(load_round, port, path, WARMUP_SECONDS, CONNECTIONS, MAX_REQUESTS_PER_ROUND).result()
+                fetches_before = emulator.task_requests
+                measured_from = time.monotonic()
+                rounds = []
+                for index in range(ROUNDS):
+                    order = (GATED, UNGATED) if index % 2 == 0 else (UNGATED, GATED)
+                    record: dict[str, dict[str, float]] = {}
+                    for path in order:
+                        cpu_before = _cpu_seconds(app.pid)
+                        outcome = generator.submit(load_round, port, path, ROUND_SECONDS, CONNECTIONS, MAX_REQUESTS_PER_ROUND).result()
+                        outcome["app_cpu_s"] = _cpu_seconds(app.pid) - cpu_before
+                        record["gated" if path == GATED else "ungated"] = outcome
+                    rounds.append(record)
+                measured_s = time.monotonic() - measured_from
+                fetches = emulator.task_requests - fetches_before
+        finally:
+            app.terminate()
+            app.wait(timeout=15)
+
+    def rate(kind: str) -> float:
+        return sum(r[kind]["ok"] for r in rounds) / sum(r[kind]["elapsed_s"] for r in rounds)
+
+    gated_rps, ungated_rps = rate("gated"), rate("ungated")
+    ratio = gated_rps / ungated_rps
+    round_ratios = [(r["gated"]["ok"] / r["gated"]["elapsed_s"]) / (r["ungated"]["ok"] / r["ungated"]["elapsed_s"]) for r in rounds]
+    def cpu_us_per_request(kind: str) -> float:
+        return sum(r[kind]["app_cpu_s"] for r in rounds) / sum(r[kind]["ok"] + r[kind]["other"] for r in rounds) * 1e6
+
+    def busy(kind: str) -> float:
+        return sum(r[kind]["app_cpu_s"] for r in rounds) / sum(r[kind]["elapsed_s"] for r in rounds)
+
+    errors = sum(r[kind]["other"] for r in rounds for kind in ("gated", "ungated"))
+    tmds_rps = fetches / measured_s
+    result = {
+        "gated_requests_per_s": round(gated_rps, 1),
+        "ungated_requests_per_s": round(ungated_rps, 1),
+        "ratio_gated_to_ungated": round(ratio, 3),
+        "ratio_per_round": [round(value, 3) for value in round_ratios],
+        "ratio_median_of_rounds": round(statistics.median(round_ratios), 3),
+        "ratio_target": RATIO_TARGET,
+        # Load-independent view: the app's CPU time per request, and how busy the app was
+        # (1.0 = one core saturated, so the app, not the load generator, set the pace).
+        "app_cpu_us_per_request_gated": round(cpu_us_per_request("gated"), 1),
+        "app_cpu_us_per_request_ungated": round(cpu_us_per_request("ungated"), 1),
+        "app_cores_busy_gated": round(busy("gated"), 2),
+        "app_cores_busy_ungated": round(busy("ungated"), 2),
+        "requests_not_200": errors,
+        "metadata_requests": fetches,
+        "measured_seconds": round(measured_s, 2),
+        "metadata_requests_per_s": round(tmds_rps, 3),
+        "metadata_requests_per_s_target": round(1 / CACHE_TTL_S, 3),
+        "cache_ttl_s": CACHE_TTL_S,
+        "method": (
+            f"{ROUNDS} interleaved rounds of {ROUND_SECONDS} s per endpoint, order flipped each round, "
+            f"{CONNECTIONS} keep-alive connections from a separate load-generator process, loopback, "
+            "app = python -m clock_app (uvicorn, access log off) against the TMDS emulator"
+        ),
+    }
+    result["targets_met"] = ratio >= RATIO_TARGET and tmds_rps <= 1 / CACHE_TTL_S and errors == 0
+    for key, value in result.items():
+        print(f"  {key}: {value}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
