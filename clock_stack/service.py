@@ -266,11 +266,8 @@ class ClockAccurateFargateService(Construct):
             Validations.of(self.task_definition.task_role).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",
-                    # One acknowledgment per rule and construct: this one also covers the
-                    # worker's namespace-conditioned PutMetricData on the same role.
-                    reason="ECS Exec's ssmmessages channel actions (granted only because enable_execute_command "
-                    "is set) and cloudwatch:PutMetricData (limited by the cloudwatch:namespace condition) have "
-                    "no resource-level permissions, so their Resource must be *",
+                    reason="ECS Exec's ssmmessages channel actions have no resource-level permissions, so "
+                    "their Resource must be *; they are granted only because enable_execute_command is set",
                 )
             )
 

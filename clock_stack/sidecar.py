@@ -95,17 +95,25 @@ class ClockWorkerSidecar(Construct):
         )
         add_scratch_volume(task_definition, self.container, "clock-worker-tmp")
 
-        self.put_metric_data_statement: iam.PolicyStatement | None = None
+        self.put_metric_data_policy: iam.Policy | None = None
         if settings.publishes_with_api:
-            self.put_metric_data_statement = iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                # PutMetricData has no resource-level permissions; the namespace
-                # condition is how it is scoped (Metric.grant_put_metric_data omits it).
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": settings.namespace}},
+            # A policy of its own (not the role's default policy): the acknowledgment below
+            # then covers this statement only, never a wildcard the caller's role may have.
+            self.put_metric_data_policy = iam.Policy(
+                self,
+                "PutMetricData",
+                roles=[task_definition.task_role],
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["cloudwatch:PutMetricData"],
+                        # PutMetricData has no resource-level permissions; the namespace
+                        # condition is how it is scoped (Metric.grant_put_metric_data omits it).
+                        resources=["*"],
+                        conditions={"StringEquals": {"cloudwatch:namespace": settings.namespace}},
+                    )
+                ],
             )
-            task_definition.add_to_task_role_policy(self.put_metric_data_statement)
-            Validations.of(task_definition.task_role).acknowledge(
+            Validations.of(self.put_metric_data_policy).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",
                     reason="cloudwatch:PutMetricData supports no resource ARNs, so its Resource must be *; "

@@ -156,7 +156,15 @@ def build_consumer_task_definition(app: Any) -> Any:
         port_mappings=[ecs.PortMapping(container_port=80)],
         logging=ecs.LogDrivers.aws_logs(stream_prefix="api"),
     )
-    service = ecs.FargateService(stack, "ApiService", cluster=cluster, task_definition=task_definition, desired_count=2)
+    service = ecs.FargateService(
+        stack,
+        "ApiService",
+        cluster=cluster,
+        task_definition=task_definition,
+        desired_count=2,
+        min_healthy_percent=100,
+        circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+    )
     ClockTaskMonitoring(
         stack,
         "ApiClock",
