@@ -50,6 +50,31 @@ class ClockAccurateFargateService(Construct):
     with Container Insights are created), and your own `alarm_topic` (or an encrypted
     one is created, optionally subscribed by `alarm_email`). Without `image` the
     project's clock-aware demo app is built from `containers/`.
+
+    Props (keyword-only; defaults in brackets):
+        vpc, cluster: where the service runs [a 2-AZ VPC with flow logs and a cluster
+            with Container Insights]; give one, the cluster brings its VPC.
+        image, container_port: the app [the project's app asset, 8080].
+        app_environment: extra app variables [none]; app_health_check: container health
+            check [the app image's own; none for other images]; app_readonly_root_filesystem
+            [True, with a writable /tmp volume]; health_check_path: ALB liveness [/healthz].
+        cpu, memory_limit_mib: a Fargate task size [256, 512]; the worker takes <= 128 MiB.
+        architecture: X86_64 or ARM64, image assets built to match [X86_64].
+        desired_count [2], min_task_count [desired], max_task_count [2 x desired],
+            target_cpu_utilization_percent [60]: auto scaling.
+        threshold_ms [1.0], interval_seconds [10], sink ["emf"], namespace ["FargateClock"],
+            metrics_profile ["standard"], per_task_metrics [the profile's], max_drift_ppm [15],
+            clock_service_name [stack name + construct path]: the clock contract.
+        alarm_topic / alarm_email: one of them or neither [an encrypted topic, no subscription].
+        certificate: HTTPS with an HTTP redirect [none: HTTP].
+        access_logs_bucket, log_alb_access_logs: ALB access logs [a retained bucket, True].
+        enable_execute_command: ECS Exec and its permissions [False].
+        log_retention [one month], removal_policy of logs and the topic key [RETAIN].
+
+    Raises `ClockPropsError` for an invalid prop before creating anything.
+    Attributes: service, task_definition, app_container, worker_container, load_balancer,
+    target_group, scaling, alarms (ClockAlarms), dashboard, alarm_topic, metrics,
+    settings, cluster, vpc.
     """
 
     def __init__(

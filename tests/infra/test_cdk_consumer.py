@@ -23,6 +23,21 @@ def test_public_import_path():
     assert set(clock_stack.__all__) >= {"ClockAccurateFargateService", "ClockTaskMonitoring", "ClockMonitoring"}
 
 
+def test_importable_without_the_containers_folder_on_the_path(tmp_path):
+    """As a consumer's app imports it: only the repository root on the path."""
+    import os
+    import subprocess
+    import sys
+
+    from infra.synth import ROOT
+
+    code = "import sys; from clock_stack import ClockAccurateFargateService; import clockcore.contract; print('ok')"
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", str(tmp_path))}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
 def test_service_goes_into_the_consumers_own_vpc_and_cluster(consumer_service: Synthesized):
     synth = consumer_service
     assert len(synth.resources("AWS::EC2::VPC")) == 1, "no VPC of our own"
