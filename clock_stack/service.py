@@ -133,6 +133,7 @@ class ClockAccurateFargateService(Construct):
             access_logs_bucket=access_logs_bucket,
             log_alb_access_logs=log_alb_access_logs,
             region=Stack.of(self).region,
+            uses_project_app=image is None,
         )
         validate_alarm_email(alarm_email, alarm_topic)
         settings = ClockSettings.create(
@@ -146,6 +147,15 @@ class ClockAccurateFargateService(Construct):
             max_drift_ppm=max_drift_ppm,
         )
         self.settings = settings
+        uses_project_app = image is None
+        # The app reads the same threshold the alarms use, so those keys come from props only.
+        contract_environment = settings.app_environment() if uses_project_app else {}
+        overlap = sorted(set(app_environment or {}) & set(contract_environment))
+        if overlap:
+            raise ClockPropsError(
+                f"app_environment sets {', '.join(overlap)}, which the construct derives from its props "
+                "(threshold_ms, max_drift_ppm, ...) so the app and the alarms agree; set the props instead"
+            )
 
         self.network: ClockNetwork | None = None
         if cluster is None:
@@ -164,7 +174,6 @@ class ClockAccurateFargateService(Construct):
             memory_limit_mib=memory_limit_mib,
             runtime_platform=architecture.runtime_platform,
         )
-        uses_project_app = image is None
         if app_health_check is None and uses_project_app:
             app_health_check = ecs.HealthCheck(
                 command=list(APP_HEALTH_CHECK_COMMAND),
@@ -174,8 +183,7 @@ class ClockAccurateFargateService(Construct):
                 start_period=Duration.seconds(30),
             )
         self.app_log_group = logs.LogGroup(self, "AppLogs", retention=log_retention, removal_policy=removal_policy)
-        # The app reads the same threshold the alarms use; the caller's values win for other keys.
-        environment = {**settings.app_environment(), **(app_environment or {})} if uses_project_app else dict(app_environment or {})
+        environment = {**contract_environment, **(app_environment or {})}
         self.app_container = self.task_definition.add_container(
             "App",
             container_name=APP_CONTAINER_NAME,
@@ -313,6 +321,7 @@ class ClockAccurateFargateService(Construct):
         access_logs_bucket: s3.IBucket | None,
         log_alb_access_logs: bool,
         region: str,
+        uses_project_app: bool,
     ) -> None:
         def require(condition: bool, message: str) -> None:
             if not condition:
@@ -333,6 +342,10 @@ class ClockAccurateFargateService(Construct):
         require(
             is_int(container_port) and 1 <= container_port <= 65535,
             f"container_port must be a TCP port from 1 to 65535, got {container_port!r}",
+        )
+        require(
+            not uses_project_app or container_port == APP_PORT,
+            f"container_port {container_port} needs your own image: the project's app listens on {APP_PORT}",
         )
         require(
             isinstance(health_check_path, str) and health_check_path.startswith("/"),

@@ -81,6 +81,8 @@ def test_numbers_are_written_plainly():
         ({"desired_count": 3, "max_task_count": 2}, "need min_task_count <= desired_count <= max_task_count, got 3 <= 3 <= 2"),
         ({"desired_count": 2, "min_task_count": 3, "max_task_count": 4}, "got 3 <= 2 <= 4"),
         ({"container_port": 0}, "container_port must be a TCP port from 1 to 65535, got 0"),
+        ({"container_port": 9000}, "container_port 9000 needs your own image: the project's app listens on 8080"),
+        ({"app_environment": {"CLOCK_THRESHOLD_MS": "9"}}, "app_environment sets CLOCK_THRESHOLD_MS, which the construct derives"),
         ({"health_check_path": "healthz"}, "health_check_path must start with '/'"),
         ({"architecture": "ARM64"}, "architecture must be TaskArchitecture.X86_64 or TaskArchitecture.ARM64"),
         ({"alarm_email": "not-an-address"}, "alarm_email must be an e-mail address"),
