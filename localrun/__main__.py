@@ -41,6 +41,10 @@ def any_free_port() -> int:
         return probe.getsockname()[1]
 
 
+class PortBusy(Exception):
+    pass
+
+
 def choose_app_port(requested: int | None) -> int:
     """8080 if free, else any free port; a port asked for by name must be free."""
     if requested is None:
@@ -48,7 +52,7 @@ def choose_app_port(requested: int | None) -> int:
     if requested == 0:
         return any_free_port()
     if not port_is_free(requested):
-        raise SystemExit(f"port {requested} on 127.0.0.1 is busy: stop what uses it, or run with --port 0 for any free port")
+        raise PortBusy(f"port {requested} on 127.0.0.1 is busy: stop what uses it, or run with --port 0 for any free port")
     return requested
 
 
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(raw=args.raw)
     try:
         app_port = choose_app_port(args.port)
-    except SystemExit as error:
+    except PortBusy as error:
         console.say(str(error))
         return EXIT_SETUP
 
