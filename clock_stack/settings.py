@@ -27,8 +27,6 @@ class ClockPropsError(ValueError):
 _MAX_NAME_LENGTH = 255
 # Namespaces: letters, digits and . - _ / # : (CloudWatch's set; the worker checks the same).
 _NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9.\-_/#:]+$")
-# A longer interval than an hour would make every alarm period meaningless.
-MAX_INTERVAL_SECONDS = 3600.0
 
 
 def _require(condition: bool, message: str) -> None:
@@ -113,9 +111,9 @@ class ClockSettings:
         )
         _require(len(set(metrics)) == len(metrics), f"per_task_metrics lists a metric twice: {list(metrics)}")
         _require(
-            _is_number(interval_seconds) and contract.MIN_INTERVAL_SECONDS <= interval_seconds <= MAX_INTERVAL_SECONDS,
+            _is_number(interval_seconds) and contract.MIN_INTERVAL_SECONDS <= interval_seconds <= contract.MAX_INTERVAL_SECONDS,
             f"interval_seconds must be a number from {format_number(contract.MIN_INTERVAL_SECONDS)} to "
-            f"{format_number(MAX_INTERVAL_SECONDS)}, got {interval_seconds!r}",
+            f"{format_number(contract.MAX_INTERVAL_SECONDS)}, got {interval_seconds!r}",
         )
         _require(
             _is_number(threshold_ms) and threshold_ms > 0,

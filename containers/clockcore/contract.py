@@ -106,6 +106,8 @@ ENV_APP_STATS_URL = "CLOCK_APP_STATS_URL"  # where the worker reads the gate's c
 # ---------------------------------------------------------------- defaults
 DEFAULT_INTERVAL_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 1.0
+# Beyond an hour between samples every alarm period would be meaningless.
+MAX_INTERVAL_SECONDS = 3600.0
 # ClockBound's default maximum drift rate of a free-running clock.
 DEFAULT_MAX_DRIFT_PPM = 15.0
 # The seed blog's example alarm threshold.
