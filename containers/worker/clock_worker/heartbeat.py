@@ -22,8 +22,12 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            # Content for people; the health check uses the modification time.
-            self._path.write_text(f"{time.time():.3f}\n", encoding="ascii")
+            # The health check reads the modification time. Touching an existing file
+            # is one syscall; rewriting it cost a third of a millisecond per sample.
+            try:
+                os.utime(self._path)
+            except FileNotFoundError:
+                self._path.write_text(f"clock worker heartbeat, started {time.time():.3f}\n", encoding="ascii")
             if self._broken:
                 self._broken = False
                 log_event(log, logging.INFO, "heartbeat_recovered", f"heartbeat file {self._path} writable again")

@@ -106,7 +106,7 @@ class Worker:
         operations = self._app_stats.poll() if self._app_stats is not None else None
         metrics = self._builder.build(outcome, operations)
         self._sink.publish(metrics)
-        if not isinstance(outcome, SampleFailure):
+        if not isinstance(outcome, SampleFailure) and log.isEnabledFor(logging.DEBUG):
             log_event(log, logging.DEBUG, "sampled", "sample published", timestamp=outcome.sampled_at.isoformat(),
                       bound_ms=outcome.bound_ms, effective_bound_ms=outcome.effective_bound_ms,
                       status=outcome.status.value)
