@@ -4,6 +4,7 @@
 
 const CLOCK_EVERY_MS = 1000;
 const HISTORY_EVERY_MS = 1000;
+const EMULATOR_EVERY_MS = 3000;
 // The chart spans the samples it has, from 20 s up to 3 minutes, so a fresh page
 // fills its width instead of drawing a sliver at the right edge.
 const CHART_MIN_WINDOW_S = 20;
@@ -106,7 +107,7 @@ function renderClock(clock) {
     const sync = $("sync");
     sync.textContent = "no reading";
     sync.className = "value status bad";
-    $("reference").textContent = clock.error ? clock.error.kind : "–";
+    $("reference").textContent = "–";
     $("reference-age").textContent = "–";
   }
   if (clock.bounded_now) {
@@ -294,11 +295,12 @@ async function runAction(button, url, describe) {
 
 async function loadScenarios() {
   const answer = await getJson("/api/local/emulator").catch(() => null);
-  if (!answer || !answer.ok || !answer.body) return;  // not local mode: the control stays hidden
+  if (!answer || !answer.ok || !answer.body) return false;  // not local mode: the control stays hidden
   state.local = true;
   $("scenario-card").hidden = false;
   $("local-pill").hidden = false;
   renderScenarios(answer.body);
+  return true;
 }
 
 function renderScenarios(emulator) {
@@ -339,7 +341,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("run-commit").addEventListener("click", (event) =>
     runAction(event.currentTarget, "/api/commit", (body) => "Committed at " + timeOf(body.timestamp) + " UTC after waiting " + body.waited_ms.toFixed(3) + " ms (bound " + fmtMs(body.bound_ms) + " ms)"));
   window.addEventListener("resize", drawChart);
-  loadScenarios();
+  // In local mode, follow scenario changes made elsewhere (another tab, the emulator's API).
+  loadScenarios().then((local) => { if (local) setInterval(loadScenarios, EMULATOR_EVERY_MS); });
   refreshClock();
   refreshHistory();
   setInterval(refreshClock, CLOCK_EVERY_MS);
