@@ -7,7 +7,16 @@ optional feature switched the other way, and the two consumer apps.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from infra.synth import ROOT
+
+# jsii runs aws-cdk-lib on `node` from PATH; `make test` puts the venv's Node 24 first,
+# and this keeps a bare `.venv/bin/python -m pytest` off an older system Node too.
+if (ROOT / ".venv" / "bin" / "node").exists():
+    os.environ.setdefault("JSII_NODE", str(ROOT / ".venv" / "bin" / "node"))
 
 from infra.synth import (
     VARIANT_CONTEXT,

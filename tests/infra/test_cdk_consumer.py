@@ -122,3 +122,41 @@ def test_existing_service_is_watched_by_name(consumer_task_definition: Synthesiz
     ]
     assert bound[0]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "team-api"}]
     assert bound[0]["Threshold"] == 2
+
+
+def test_seed_profile_keeps_the_seeds_namespace_and_dimensions():
+    """metrics_profile="seed": ECS/ContainerInsights with ClusterName, Family, TaskID."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_ecs as ecs
+    from aws_cdk.assertions import Template
+
+    from clock_stack import ClockTaskMonitoring
+    from infra.synth import REGION, cdk_context
+
+    app = cdk.App(context=cdk_context())
+    stack = cdk.Stack(app, "Seed", env=cdk.Environment(region=REGION))
+    task_definition = ecs.FargateTaskDefinition(stack, "Task", family="seed-family")
+    image = ecs.ContainerImage.from_registry(CONSUMER_IMAGE)
+    task_definition.add_container("main", image=image)
+    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, metrics_profile="seed", worker_image=image)
+    template = Template.from_stack(stack).to_json()
+    worker = next(
+        container
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::ECS::TaskDefinition"
+        for container in resource["Properties"]["ContainerDefinitions"]
+        if container["Name"] == "clock-worker"
+    )
+    environment = env_of(worker)
+    assert environment[contract.ENV_PROFILE] == "seed"
+    assert environment[contract.ENV_NAMESPACE] == contract.SEED_NAMESPACE
+    assert environment[contract.ENV_PER_TASK_METRICS] == contract.CLOCK_ERROR_BOUND.name
+    queries = [
+        resource["Properties"]["Metrics"][0]["Expression"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and "Expression" in resource["Properties"]["Metrics"][0]
+    ]
+    assert queries == [
+        'SELECT MAX(ClockErrorBound) FROM SCHEMA("ECS/ContainerInsights", ClusterName, Family, TaskID) '
+        "WHERE Family = 'seed-family' GROUP BY TaskID ORDER BY MAX() DESC"
+    ]
