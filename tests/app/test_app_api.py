@@ -33,17 +33,17 @@ def test_ok_clock_is_safe_with_bounded_now(live_app, emulator):
 
 
 @pytest.mark.parametrize(
-    ("scenario", "values", "reasons", "detail_fragment"),
+    ("scenario", "values", "reasons", "error_kind", "detail_fragment"),
     [
-        ("high_bound", {}, ["bound_over_threshold"], "exceeds the 1 ms threshold"),
-        ("unsynchronized", {"bound_ms": 0.3}, ["not_synchronized"], "NOT_SYNCHRONIZED"),
-        ("stale_reference", {"stale_s": 30}, ["reference_too_old"], "limit 20 s"),
-        ("http_500", {}, ["metadata_unavailable"], "http_status: task metadata endpoint answered HTTP 500"),
-        ("garbage", {}, ["metadata_unavailable"], "not_json"),
-        ("no_clock_drift", {}, ["metadata_unavailable"], "no_clock_drift"),
+        ("high_bound", {}, ["bound_over_threshold"], None, "exceeds the 1 ms threshold"),
+        ("unsynchronized", {"bound_ms": 0.3}, ["not_synchronized"], None, "NOT_SYNCHRONIZED"),
+        ("stale_reference", {"stale_s": 30}, ["reference_too_old"], None, "limit 20 s"),
+        ("http_500", {}, ["metadata_unavailable"], "http_status", "http_status: task metadata endpoint answered HTTP 500"),
+        ("garbage", {}, ["metadata_unavailable"], "not_json", "not_json: task metadata answer is not JSON"),
+        ("no_clock_drift", {}, ["metadata_unavailable"], "no_clock_drift", "no_clock_drift: task document has no ClockDrift"),
     ],
 )
-def test_each_verdict_reason(serve_app, emulator, scenario, values, reasons, detail_fragment):
+def test_each_verdict_reason(serve_app, emulator, scenario, values, reasons, error_kind, detail_fragment):
     # 30 s of growth at 15 ppm adds 0.45 ms: the stale case stays under the 1 ms threshold.
     app = serve_app(max_reference_age_s=20.0)
     set_scenario(emulator, scenario, **values)
@@ -53,9 +53,11 @@ def test_each_verdict_reason(serve_app, emulator, scenario, values, reasons, det
         ready = client.get("/readyz")
     assert clock["verdict"] == "UNSAFE" and clock["reasons"] == reasons
     assert any(detail_fragment in detail for detail in clock["details"]), clock["details"]
-    if reasons == ["metadata_unavailable"]:
+    if error_kind is None:
+        assert clock["reading"] is not None and clock["error"] is None
+    else:
         assert clock["reading"] is None and clock["bounded_now"] is None
-        assert clock["error"]["kind"] in detail_fragment.split(":")[0] or clock["error"]["kind"] == detail_fragment
+        assert clock["error"]["kind"] == error_kind
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
     assert refused.json()["error"] == "clock_unsafe"
@@ -104,8 +106,8 @@ def test_commit_waits_about_twice_the_bound(live_app):
         commit = client.post("/api/commit", json={"label": "order-7"})
     assert commit.status_code == 200
     body = commit.json()
-    # Spanner's expected wait is 2 x epsilon; the sleep granularity adds a little.
-    assert 2 * body["bound_ms"] * 0.9 <= body["waited_ms"] <= 2 * body["bound_ms"] + 50
+    # Spanner's expected wait is 2 x epsilon; sleep granularity (and a busy machine) adds a little.
+    assert 2 * body["bound_ms"] * 0.9 <= body["waited_ms"] <= 2 * body["bound_ms"] + 250
     assert body["visible_at"]["earliest"] > body["timestamp"]
 
 
