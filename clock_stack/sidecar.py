@@ -13,7 +13,8 @@ from clock_stack.settings import ClockPropsError, ClockSettings
 
 WORKER_CONTAINER_NAME = "clock-worker"
 # The images run as uid 10001 with a read-only root; /tmp is their only writable path
-# (the worker keeps its heartbeat file there).
+# (the worker keeps its heartbeat file there). Fargate creates the volume root-owned
+# 0755 unless the image declares VOLUME ["/tmp"], whose permissions it then copies.
 SCRATCH_PATH = "/tmp"
 # The worker holds one reading and a small HTTP client; a hard cap keeps a leak in the
 # sidecar from taking memory the app needs.
