@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -346,3 +347,40 @@ def test_bad_crontab_lines_name_the_line(line):
     with pytest.raises(CrontabError) as raised:
         parse_crontab(f"# first\n{line}\n", source="CLOCK_CRONTAB")
     assert str(raised.value).startswith("line 2 ")
+
+
+def test_emf_line_is_the_emf_document():
+    builder = MetricBuilder(profile=contract.STANDARD_PROFILE, service_name="orders", per_task_metrics=("EffectiveClockErrorBound",))
+    sink = EmfSink(namespace="N", storage_resolution=1)
+    samples = [
+        builder.build(SampleFailure("timeout", "slow", NOW)),  # before the task is known
+        builder.build(reading()),
+        builder.build(reading(), OperationDeltas(allowed=2, refused=0)),
+        builder.build(reading()),  # a repeated shape comes from the cache
+        builder.build(SampleFailure("http_status", "500", NOW)),
+    ]
+    for sample in samples:
+        assert json.loads(sink.line(sample)) == emf_document(sample, namespace="N", storage_resolution=1)
+
+
+def test_cron_follows_a_wall_clock_step_back():
+    from clock_worker.cron import CronRunner
+
+    job = parse_crontab("*/10 * * * * * echo tick\n", source="CLOCK_CRONTAB")[0]
+    wall = [datetime(2026, 11, 28, 6, 0, 5, tzinfo=timezone.utc)]
+    launched: list[datetime] = []
+    runner = CronRunner((job,), timeout_s=1.0, now=lambda: wall[0], max_sleep_s=0.02)
+    runner._launch = lambda _job: launched.append(wall[0])  # observe scheduling, run nothing
+    loop = threading.Thread(target=runner._loop, daemon=True)
+    loop.start()
+    try:
+        time.sleep(0.2)  # due at 06:00:10
+        wall[0] = datetime(2026, 11, 28, 5, 0, 5, tzinfo=timezone.utc)  # the clock steps back an hour
+        time.sleep(0.2)
+        wall[0] = datetime(2026, 11, 28, 5, 0, 10, 500_000, tzinfo=timezone.utc)
+        time.sleep(0.2)
+    finally:
+        runner._stop.set()
+        loop.join(timeout=2)
+    # Run from the new time at 05:00:10, not an hour later at the stale 06:00:10.
+    assert launched == [datetime(2026, 11, 28, 5, 0, 10, 500_000, tzinfo=timezone.utc)]

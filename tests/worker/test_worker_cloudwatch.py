@@ -197,7 +197,10 @@ def test_published_metrics_as_cloudwatch_holds_them(tmp_path, emulator, cloudwat
 
 
 def test_seed_profile_publishes_the_seed_layout(tmp_path, emulator, cloudwatch, start_worker):
-    worker = start_worker(cw_env(tmp_path, emulator, cloudwatch, CLOCK_METRICS_PROFILE="seed"))
+    env = cw_env(tmp_path, emulator, cloudwatch, CLOCK_METRICS_PROFILE="seed")
+    # The service-specific endpoint variable works as well as the general one.
+    env["AWS_ENDPOINT_URL_CLOUDWATCH"] = env.pop("AWS_ENDPOINT_URL")
+    worker = start_worker(env)
     worker.wait_for(lambda: len(worker.logs("put_metric_data_sent")) >= 1, timeout_s=15, what="a send")
     worker.terminate()
     client = cloudwatch.client()

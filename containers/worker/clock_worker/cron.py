@@ -119,8 +119,10 @@ class CronRunner:
         *,
         timeout_s: float,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        max_sleep_s: float = MAX_SLEEP_S,
     ) -> None:
         self._jobs = jobs
+        self._max_sleep_s = max_sleep_s
         self._timeout_s = timeout_s
         self._now = now
         self._stop = threading.Event()
@@ -145,10 +147,12 @@ class CronRunner:
                 if due[job.name] <= now:
                     self._launch(job)
                     due[job.name] = job.next_run_after(now)
-                elif (due[job.name] - now).total_seconds() > 366 * 86400:
-                    due[job.name] = job.next_run_after(now)  # the wall clock stepped back a long way
+                else:
+                    # Cron times are wall-clock times: after the clock stepped back, the
+                    # next run is the one due from the new "now", not the stale one.
+                    due[job.name] = min(due[job.name], job.next_run_after(now))
             wait_s = min((moment - self._now()).total_seconds() for moment in due.values())
-            self._stop.wait(min(max(wait_s, 0.01), MAX_SLEEP_S))
+            self._stop.wait(min(max(wait_s, 0.01), self._max_sleep_s))
 
     def _launch(self, job: CronJob) -> None:
         with self._lock:

@@ -55,7 +55,6 @@ DEFAULT_CLOUDWATCH_MAX_ATTEMPTS = 2
 DEFAULT_JOB_TIMEOUT_S = 60.0
 DEFAULT_LOG_LEVEL = "INFO"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-MAX_INTERVAL_SECONDS = 3600.0
 # CloudWatch keeps 1-second resolution only when asked; below a minute we ask.
 HIGH_RESOLUTION_BELOW_S = 60.0
 
@@ -192,7 +191,7 @@ def parse_interval(env: Mapping[str, str]) -> float:
         contract.ENV_INTERVAL,
         contract.DEFAULT_INTERVAL_SECONDS,
         minimum=contract.MIN_INTERVAL_SECONDS,
-        maximum=MAX_INTERVAL_SECONDS,
+        maximum=contract.MAX_INTERVAL_SECONDS,
     )
 
 

@@ -62,14 +62,38 @@ class EmfSink:
         self._namespace = namespace
         self._storage_resolution = storage_resolution
         self._stream = stream
+        # The directives and dimension members repeat from sample to sample; their JSON
+        # is made once per shape (this runs every second, and on a sidecar's CPU budget).
+        self._fragments: dict[tuple[object, ...], tuple[str, str]] = {}
+
+    def line(self, metrics: SampleMetrics) -> str:
+        """The sample's EMF document as one JSON line (same content as `emf_document`)."""
+        shape = (
+            tuple(metric.spec.name for metric in metrics.values),
+            metrics.service_dimensions,
+            metrics.task_dimensions,
+            metrics.per_task_metrics,
+        )
+        fragments = self._fragments.get(shape)
+        if fragments is None:
+            document = emf_document(metrics, namespace=self._namespace, storage_resolution=self._storage_resolution)
+            directives = json.dumps(document["_aws"]["CloudWatchMetrics"], separators=(",", ":"))
+            members = json.dumps(
+                dict((*metrics.service_dimensions, *(metrics.task_dimensions or ()))), separators=(",", ":")
+            )[1:-1]
+            fragments = (directives, members)
+            if len(self._fragments) > 64:
+                self._fragments.clear()  # shapes are few; never let an odd stream of them grow this
+            self._fragments[shape] = fragments
+        directives, members = fragments
+        values = json.dumps({metric.spec.name: metric.value for metric in metrics.values}, separators=(",", ":"),
+                            allow_nan=False)[1:-1]
+        timestamp_ms = int(metrics.timestamp.timestamp() * 1000)
+        return f'{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":{directives}}},{members},{values}}}'
 
     def publish(self, metrics: SampleMetrics) -> None:
         stream = self._stream or sys.stdout
-        line = json.dumps(
-            emf_document(metrics, namespace=self._namespace, storage_resolution=self._storage_resolution),
-            separators=(",", ":"),
-            allow_nan=False,
-        )
+        line = self.line(metrics)
         try:
             stream.write(line + "\n")
             stream.flush()
