@@ -111,7 +111,7 @@ async def run_operation(operation: OperationRequest, request: Request) -> Operat
     svc: Services = request.app.state.services
     check = await svc.guard.check()
     if not check.verdict.safe or check.reading is None:
-        return refusal(check, svc)  # type: ignore[return-value] - documented 503
+        return refusal(check, svc)  # type: ignore[return-value]  # documented 503
     svc.counters.allowed()
     stamped = bounded_now(check.reading)
     result = OperationResult(operation_id=uuid.uuid4().hex, label=operation.label, timestamp=stamped.latest, stamped=BoundedTimeModel.of(stamped))
@@ -141,7 +141,7 @@ async def commit(request: CommitRequest, svc: ServicesDep) -> CommitResult:
     check = await svc.guard.check()
     reading = check.reading
     if not check.verdict.safe or reading is None:
-        return refusal(check, svc)  # type: ignore[return-value] - documented 503
+        return refusal(check, svc)  # type: ignore[return-value]  # documented 503
     start = bounded_now(reading)
     try:
         # commit_wait sleeps: keep it off the event loop.
@@ -175,7 +175,7 @@ async def history(
                 at=entry.at,
                 bound_ms=entry.bound_ms,
                 effective_bound_ms=entry.effective_bound_ms,
-                status=entry.status,  # type: ignore[arg-type] - pydantic parses the enum value
+                status=entry.status,  # type: ignore[arg-type]  # pydantic parses the enum value
                 reference_age_s=entry.reference_age_s,
                 safe=entry.safe,
                 reasons=list(entry.reasons),  # type: ignore[arg-type]
