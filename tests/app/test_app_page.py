@@ -68,7 +68,7 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
             page.wait_for_selector("#scenario-card:not([hidden]) button[data-scenario=high_bound]")
             page.click("#run-op")
             page.wait_for_selector("#op-result.ok")
-            time.sleep(6)  # a few samples on the chart
+            time.sleep(4)  # a few samples on the chart
 
             # The emulator switches behind the page's back: the page sees it by polling.
             emulator.set_scenario("high_bound")
@@ -85,14 +85,14 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
             page.click("#run-commit")
             page.wait_for_selector("#op-result.ok")
             assert "Committed at" in page.text_content("#op-result")
-            time.sleep(3)
+            time.sleep(2)
 
             # For the README: the gate closed, the bound over the threshold on the chart.
             page.click("button[data-scenario=high_bound]")
             page.wait_for_selector("#verdict[data-verdict=UNSAFE]", timeout=5_000)
             page.click("#run-op")
             page.wait_for_selector("#op-result.bad")
-            time.sleep(4.5)
+            time.sleep(3.5)
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
