@@ -65,6 +65,7 @@ def test_dockerfile_promises():
     assert base.split(":")[1].count(".") == 2, "pin the patch version"
     assert one("USER") == "10001:10001"
     assert one("EXPOSE") == "8080"
+    assert json.loads(one("VOLUME")) == ["/tmp"]  # writable for uid 10001 under a read-only root
     assert json.loads(one("CMD")) == ["python", "-m", "clock_app"]
     healthcheck = one("HEALTHCHECK")
     assert json.loads(healthcheck.split("CMD", 1)[1]) == ["python", "-m", "clock_app.healthcheck"]
