@@ -134,6 +134,16 @@ def module_emulator() -> Iterator[Emulator]:
         yield running
 
 
+def assert_on_one_second_grid(stamps_ms: list[int]) -> None:
+    """Samples 1 s apart without drift: each gap near 1 s (jitter of a loaded machine
+    allowed), and the average gap 1 s. A schedule that slept a full interval after each
+    sample would show gaps of 1 s plus the sample's duration."""
+    assert len(stamps_ms) >= 3, stamps_ms
+    gaps = [later - earlier for earlier, later in zip(stamps_ms, stamps_ms[1:])]
+    assert all(700 <= gap <= 1300 for gap in gaps), gaps
+    assert abs((stamps_ms[-1] - stamps_ms[0]) / len(gaps) - 1000) <= 60, gaps
+
+
 def run_worker_once(env: dict[str, str], *, timeout_s: float = 20.0) -> subprocess.CompletedProcess[str]:
     """Run `python -m clock_worker` to completion (bad configuration exits at once)."""
     return subprocess.run(
