@@ -27,11 +27,6 @@ def declared_volumes(dockerfile: str) -> set[str]:
     return volumes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='containers/{app,worker}/Dockerfile do not declare VOLUME ["/tmp"] yet (owned by the image '
-    "engineers); when they do, this test passes and the marker must go",
-)
 @pytest.mark.parametrize("dockerfile", [APP_DOCKERFILE, WORKER_DOCKERFILE])
 def test_images_declare_the_scratch_volume(dockerfile: str):
     assert SCRATCH_PATH in declared_volumes(dockerfile)
