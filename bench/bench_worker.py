@@ -14,10 +14,15 @@ per sink:
 
 Targets (issue 2): CloudWatch sink <= 2 ms CPU/sample and <= 60 MiB; EMF sink <= 1 ms
 and <= 30 MiB; detection latency <= interval + 1 s.
+
+A third run, `emf_with_app_stats`, is informational: the EMF sink with
+CLOCK_APP_STATS_URL set, as the construct deploys it, polling a stand-in for the app's
+counters endpoint every sample (one more HTTP GET per sample).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +115,27 @@ def _reset_moto(endpoint: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=5)
 
 
-def run_sink(sink: str, emulator: Emulator, endpoint: str, workdir: Path) -> dict[str, Any]:
+class _CountersHandler(BaseHTTPRequestHandler):
+    """Stands in for the app's GET /api/operations/stats (cumulative counters)."""
+
+    calls = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+        type(self).calls += 1
+        body = json.dumps({"allowed": 3 * self.calls, "refused": self.calls}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def run_sink(
+    sink: str, emulator: Emulator, endpoint: str, workdir: Path, *, app_stats_url: str | None = None
+) -> dict[str, Any]:
     emulator.reset()
     _reset_moto(endpoint)
     env = {
@@ -125,6 +151,8 @@ def run_sink(sink: str, emulator: Emulator, endpoint: str, workdir: Path) -> dic
         "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL": endpoint,
     }
+    if app_stats_url:
+        env["CLOCK_APP_STATS_URL"] = app_stats_url
     process = subprocess.Popen(
         [sys.executable, "-m", "clock_worker"], env=env, cwd=workdir,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -212,6 +240,17 @@ def main() -> dict[str, Any]:
             for sink in ("emf", "cloudwatch"):
                 results[sink] = run_sink(sink, emulator, endpoint, Path(workdir))
                 print(f"  {sink}: {results[sink]}", flush=True)
+            counters = ThreadingHTTPServer(("127.0.0.1", 0), _CountersHandler)
+            threading.Thread(target=counters.serve_forever, daemon=True).start()
+            try:
+                url = f"http://127.0.0.1:{counters.server_address[1]}/api/operations/stats"
+                informational = run_sink("emf", emulator, endpoint, Path(workdir), app_stats_url=url)
+            finally:
+                counters.shutdown()
+                counters.server_close()
+            informational["note"] = "informational: EMF with the app's counters polled every sample (as deployed)"
+            results["emf_with_app_stats"] = informational
+            print(f"  emf_with_app_stats: {informational}", flush=True)
     finally:
         moto.stop()
     results["targets_met"] = all(results[sink]["targets_met"] for sink in ("emf", "cloudwatch"))
@@ -219,6 +258,4 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(main(), indent=2))

@@ -45,11 +45,11 @@ def task_url(metadata_uri: str | None) -> tuple[str, str, int, str]:
 def _split_answer(received: bytes, where: str) -> tuple[int, dict[str, str], bytes]:
     head, separator, body = received.partition(b"\r\n\r\n")
     if not separator:
-        raise SampleError("connection", f"task metadata endpoint {where} closed the connection before a complete answer")
+        raise SampleError("connection", f"{where} closed the connection before a complete answer")
     lines = head.decode("iso-8859-1").split("\r\n")
     status_parts = lines[0].split(None, 2)
     if len(status_parts) < 2 or not status_parts[0].startswith("HTTP/") or not status_parts[1].isdigit():
-        raise SampleError("connection", f"task metadata endpoint {where} did not answer HTTP (starts {lines[0][:40]!r})")
+        raise SampleError("connection", f"{where} did not answer HTTP (starts {lines[0][:40]!r})")
     headers = {}
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -58,14 +58,30 @@ def _split_answer(received: bytes, where: str) -> tuple[int, dict[str, str], byt
     return int(status_parts[1]), headers, body
 
 
-def _http_get(scheme: str, host: str, port: int, path: str, *, connect_timeout_s: float, read_timeout_s: float) -> tuple[int, bytes]:
-    where = f"{host}:{port}"
+def http_get(
+    scheme: str,
+    host: str,
+    port: int,
+    path: str,
+    *,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    max_body_bytes: int = MAX_DOCUMENT_BYTES,
+    what: str = "task metadata endpoint",
+) -> tuple[int, bytes]:
+    """One HTTP/1.0 GET: (status, body), the body cut just past `max_body_bytes`.
+
+    Raises `SampleError` of kind `timeout` (connect, or the whole answer not within
+    `read_timeout_s`), `connection` (refused, reset, not HTTP) or `uri_invalid`. The
+    worker also reads the app's counters with it.
+    """
+    where = f"{what} {host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=connect_timeout_s)
     except (socket.timeout, TimeoutError):
-        raise SampleError("timeout", f"task metadata endpoint {where} did not accept a connection within {connect_timeout_s:g} s") from None
+        raise SampleError("timeout", f"{where} did not accept a connection within {connect_timeout_s:g} s") from None
     except OSError as error:
-        raise SampleError("connection", f"task metadata endpoint {where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
+        raise SampleError("connection", f"{where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
     deadline = time.monotonic() + read_timeout_s
     received = bytearray()
     try:
@@ -89,7 +105,7 @@ def _http_get(scheme: str, host: str, port: int, path: str, *, connect_timeout_s
                 if not chunk:
                     break
                 received += chunk
-                if len(received) > MAX_HEAD_BYTES + MAX_DOCUMENT_BYTES:
+                if len(received) > MAX_HEAD_BYTES + max_body_bytes:
                     break  # judged below as too large
                 if expected_total is None and b"\r\n\r\n" in received:
                     head_length = received.index(b"\r\n\r\n") + 4
@@ -99,11 +115,11 @@ def _http_get(scheme: str, host: str, port: int, path: str, *, connect_timeout_s
                 if expected_total is not None and expected_total >= 0 and len(received) >= expected_total:
                     break  # the whole body is here: no need to wait for the close
         except (socket.timeout, TimeoutError):
-            raise SampleError("timeout", f"task metadata endpoint {where} did not answer within {read_timeout_s:g} s") from None
+            raise SampleError("timeout", f"{where} did not answer within {read_timeout_s:g} s") from None
         except UnicodeEncodeError:
-            raise SampleError("uri_invalid", f"{METADATA_URI_ENV} path {path[:80]!r} is not ASCII") from None
+            raise SampleError("uri_invalid", f"{what} path {path[:80]!r} is not ASCII") from None
         except OSError as error:
-            raise SampleError("connection", f"task metadata endpoint {where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError("connection", f"{where} failed: {error.__class__.__name__}: {error}"[:300]) from None
     finally:
         sock.close()
     status, _, body = _split_answer(bytes(received), where)
@@ -118,7 +134,7 @@ def fetch_task_document(
 ) -> Any:
     """GET $URI/task and decode the JSON body, or raise `SampleError`."""
     scheme, host, port, path = task_url(metadata_uri)
-    status, body = _http_get(scheme, host, port, path, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+    status, body = http_get(scheme, host, port, path, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
     if status != 200:
         raise SampleError("http_status", f"task metadata endpoint answered HTTP {status} for {path}")
     if len(body) > MAX_DOCUMENT_BYTES:

@@ -92,13 +92,14 @@ def test_a_task_without_service_name_uses_the_configured_one_and_logs_it_once(tm
     assert len(worker.logs("service_name_fallback")) == 1
 
 
-def test_the_worker_does_not_load_boto3_in_emf_mode(tmp_path):
+def test_emf_mode_loads_neither_boto3_nor_croniter_it_does_not_need():
     probe = (
-        "import sys, os; from clock_worker.settings import load_settings; from clock_worker.worker import make_sink;"
-        "make_sink(load_settings(os.environ)); print('boto3' in sys.modules, 'botocore' in sys.modules)"
+        "import sys, os; from clock_worker.settings import load_settings; from clock_worker.worker import Worker, make_sink;"
+        "settings = load_settings(os.environ); Worker(settings, sink=make_sink(settings));"
+        "print(*(name in sys.modules for name in ('boto3', 'botocore', 'croniter')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], env={"PYTHONPATH": WORKER_PYTHONPATH, "CLOCK_SINK": "emf"},
         capture_output=True, text=True, timeout=20,
     )
-    assert result.stdout.split() == ["False", "False"], result.stderr
+    assert result.stdout.split() == ["False", "False", "False"], result.stderr

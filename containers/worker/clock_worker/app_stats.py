@@ -10,12 +10,13 @@ sample.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from clockcore import SampleError
+from clockcore.tmds import http_get
 
 from clock_worker.logs import log_event
 
@@ -42,29 +43,25 @@ class AppStatsError(Exception):
 
 def fetch_counts(url: str, *, connect_timeout_s: float, read_timeout_s: float) -> OperationCounts:
     parts = urlsplit(url)
-    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_type(parts.hostname or "", parts.port, timeout=connect_timeout_s)
+    default_port = 443 if parts.scheme == "https" else 80
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        try:
-            connection.connect()
-            assert connection.sock is not None
-            connection.sock.settimeout(read_timeout_s)
-            connection.request("GET", path, headers={"Accept": "application/json"})
-            response = connection.getresponse()
-            body = response.read(MAX_STATS_BYTES + 1)
-        except (socket.timeout, TimeoutError):
-            raise AppStatsError("timed out") from None
-        except (OSError, http.client.HTTPException) as error:
-            raise AppStatsError(f"unreachable: {error.__class__.__name__}: {error}") from None
-        if response.status != 200:
-            raise AppStatsError(f"answered HTTP {response.status}")
-        try:
-            payload = json.loads(body[:MAX_STATS_BYTES].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise AppStatsError(f"answer is not JSON (starts {body[:40]!r})") from None
-    finally:
-        connection.close()
+        # The same lean GET as the metadata reader: this runs every sample too.
+        status, body = http_get(
+            parts.scheme, parts.hostname or "", parts.port or default_port, path,
+            connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
+            max_body_bytes=MAX_STATS_BYTES, what="app counters endpoint",
+        )
+    except SampleError as error:
+        raise AppStatsError(error.message) from None
+    if status != 200:
+        raise AppStatsError(f"answered HTTP {status}")
+    if len(body) > MAX_STATS_BYTES:
+        raise AppStatsError(f"answer is larger than {MAX_STATS_BYTES} bytes")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise AppStatsError(f"answer is not JSON (starts {bytes(body[:40])!r})") from None
     if not isinstance(payload, dict):
         raise AppStatsError("answer is not a JSON object")
     counts = {}
