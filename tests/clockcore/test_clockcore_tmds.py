@@ -130,3 +130,108 @@ def test_judge_reasons():
         VerdictReason.BOUND_OVER_THRESHOLD, VerdictReason.NOT_SYNCHRONIZED, VerdictReason.REFERENCE_TOO_OLD
     }
     assert judge(None, at=sampled, threshold_ms=1, max_reference_age_s=120).reasons == (VerdictReason.METADATA_UNAVAILABLE,)
+
+
+# ------------------------------------------------------------------ the HTTP GET itself
+class RawServer:
+    """Answers every connection with `answer(connection)`: for answers no real server sends."""
+
+    def __init__(self, answer) -> None:
+        import threading
+
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = self._listener.getsockname()[1]
+        self._answer = answer
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                try:
+                    self._answer(connection)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _get(port: int, **kwargs):
+    from clockcore.tmds import http_get
+
+    return http_get("http", "127.0.0.1", port, "/v4/x/task", connect_timeout_s=0.5, read_timeout_s=0.5, **kwargs)
+
+
+def test_http_get_stops_at_content_length_without_waiting_for_close():
+    def answer(connection: socket.socket) -> None:
+        connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+        time.sleep(2)  # keeps the connection open: the reader must not wait for the close
+
+    server = RawServer(answer)
+    try:
+        started = time.monotonic()
+        assert _get(server.port) == (200, b"{}")
+        assert time.monotonic() - started < 0.4
+    finally:
+        server.close()
+
+
+def test_http_get_reads_to_the_close_without_content_length():
+    server = RawServer(lambda connection: connection.sendall(b"HTTP/1.0 503 Busy\r\n\r\n" + b"x" * 100_000))
+    try:
+        status, body = _get(server.port)
+        assert status == 503 and len(body) == 100_000
+    finally:
+        server.close()
+
+
+def test_http_get_caps_the_body():
+    server = RawServer(lambda connection: connection.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 300_000))
+    try:
+        status, body = _get(server.port, max_body_bytes=1000)
+        assert status == 200 and 1000 < len(body) < 300_000  # cut just past the cap: the caller sees "too large"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "connection"),  # not HTTP
+        (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n", "connection"),  # closed before the body
+    ],
+)
+def test_http_get_odd_answers(answer, kind):
+    server = RawServer(lambda connection: connection.sendall(answer))
+    try:
+        with pytest.raises(SampleError) as raised:
+            _get(server.port)
+        assert raised.value.kind == kind and "task metadata endpoint" in raised.value.message
+    finally:
+        server.close()
+
+
+def test_a_trickling_endpoint_hits_the_deadline_for_the_whole_answer():
+    def answer(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+        for _ in range(20):  # a byte every 0.1 s: each read is quick, the answer never ends
+            connection.sendall(b" ")
+            time.sleep(0.1)
+
+    server = RawServer(answer)
+    try:
+        started = time.monotonic()
+        with pytest.raises(SampleError) as raised:
+            _get(server.port)
+        assert raised.value.kind == "timeout"
+        assert time.monotonic() - started < 0.8
+    finally:
+        server.close()
