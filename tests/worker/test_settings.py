@@ -87,6 +87,11 @@ BAD_SETTINGS = [
     ({"CLOCK_JOB_TIMEOUT_SECONDS": "0"}, "CLOCK_JOB_TIMEOUT_SECONDS"),
     ({"CLOCK_LOG_LEVEL": "chatty"}, "CLOCK_LOG_LEVEL"),
     ({"CLOCK_SINK": "cloudwatch"}, "AWS_REGION"),
+    ({"CLOCK_SINK": "cloudwatch", "AWS_REGION": "us east 1"}, "AWS_REGION"),
+    ({"CLOCK_SINK": "cloudwatch", "AWS_DEFAULT_REGION": "eu_west_1"}, "AWS_DEFAULT_REGION"),
+    ({"CLOCK_SINK": "cloudwatch", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "localhost:4566"}, "AWS_ENDPOINT_URL"),
+    ({"CLOCK_SINK": "cloudwatch", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_CLOUDWATCH": "http://h:0x1"},
+     "AWS_ENDPOINT_URL_CLOUDWATCH"),
     ({"CLOCK_CRONTAB": "* * * * *"}, "CLOCK_CRONTAB"),
     ({"CLOCK_CRONTAB_FILE": "/nonexistent/crontab"}, "CLOCK_CRONTAB_FILE"),
 ]
@@ -129,3 +134,24 @@ def test_the_process_exits_2_with_one_line_naming_the_setting(tmp_path, env, set
     assert entry["setting"] == setting
     assert setting in entry["message"]
     assert "Traceback" not in result.stderr
+
+
+def test_an_unexpected_error_ends_as_one_json_line_and_exit_1(tmp_path):
+    # Simulate a bug inside the loop; the entry point must still not print a traceback.
+    probe = (
+        "import sys; import clock_worker.worker as w; import clock_worker.__main__ as m\n"
+        "def broken(self): raise RuntimeError('simulated bug')\n"
+        "w.Worker.run = broken\n"
+        "sys.exit(m.main())\n"
+    )
+    import subprocess
+    import sys
+
+    env = base_env(tmp_path)
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    entry = json.loads(lines[0])
+    assert entry["event"] == "crashed" and "simulated bug" in entry["message"]
+    assert "Traceback" in entry["exception"]  # kept for the developer, inside the one JSON line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -9,6 +10,7 @@ from clock_worker import logs
 from clock_worker.settings import ConfigError, load_settings
 
 EXIT_BAD_CONFIGURATION = 2
+EXIT_CRASHED = 1
 
 
 def main() -> int:
@@ -23,7 +25,14 @@ def main() -> int:
     worker = Worker(settings)
     # Before the sink is made: a SIGTERM while boto3 loads still ends in a clean exit.
     worker.install_signal_handlers()
-    return worker.run()
+    try:
+        return worker.run()
+    except Exception as error:  # noqa: BLE001 - last resort: a bug ends as one JSON line, not a traceback
+        logging.getLogger("clock_worker").error(
+            "%s", f"clock worker stopped by an unexpected error: {error.__class__.__name__}: {error}",
+            exc_info=True, extra={"event": "crashed", "fields": {}},
+        )
+        return EXIT_CRASHED
 
 
 if __name__ == "__main__":

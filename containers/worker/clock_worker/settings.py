@@ -37,6 +37,8 @@ ENV_LOG_LEVEL = "CLOCK_LOG_LEVEL"
 # Standard AWS names: boto3 needs a region for the cloudwatch sink (ECS sets AWS_REGION).
 ENV_AWS_REGION = "AWS_REGION"
 ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+# boto3 reads these itself; checked here so a typo is a named setting, not a traceback.
+ENV_AWS_ENDPOINT_URLS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH")
 
 # ---------------------------------------------------------------- worker-only defaults
 # 1,440 samples: 4 hours of outage at the default 10 s interval, 24 minutes at 1 s.
@@ -88,6 +90,8 @@ KNOWN_CLOCK_SETTINGS = frozenset(
 
 # CloudWatch namespace rule: 1-255 of these characters, and not the reserved AWS/ prefix.
 _NAMESPACE_PATTERN = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
+# botocore's own rule for a region name (it raises InvalidRegionError otherwise).
+_REGION_PATTERN = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 MAX_DIMENSION_VALUE_LENGTH = 1024
 
 
@@ -242,18 +246,22 @@ def _parse_per_task_metrics(env: Mapping[str, str], profile: MetricsProfile) -> 
     return tuple(names)
 
 
-def _parse_app_stats_url(env: Mapping[str, str]) -> str | None:
-    raw = _raw(env, contract.ENV_APP_STATS_URL)
+def _check_http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _raw(env, name)
     if raw is None:
         return None
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as error:
-        raise ConfigError(contract.ENV_APP_STATS_URL, f"{raw[:80]!r} is not a URL: {error}") from None
+        raise ConfigError(name, f"{raw[:80]!r} is not a URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(contract.ENV_APP_STATS_URL, f"{raw[:80]!r} is not an http(s) URL")
+        raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL")
     return raw
+
+
+def _parse_app_stats_url(env: Mapping[str, str]) -> str | None:
+    return _check_http_url(env, contract.ENV_APP_STATS_URL)
 
 
 def _read_crontab(env: Mapping[str, str]) -> tuple[CronJob, ...]:
@@ -297,8 +305,14 @@ def load_settings(env: Mapping[str, str]) -> WorkerSettings:
             f"{interval_s:g} s interval",
         )
     region = _raw(env, ENV_AWS_REGION) or _raw(env, ENV_AWS_DEFAULT_REGION)
-    if sink == contract.SINK_CLOUDWATCH and region is None:
-        raise ConfigError(ENV_AWS_REGION, "is not set (nor AWS_DEFAULT_REGION); the cloudwatch sink needs a region")
+    if sink == contract.SINK_CLOUDWATCH:
+        if region is None:
+            raise ConfigError(ENV_AWS_REGION, "is not set (nor AWS_DEFAULT_REGION); the cloudwatch sink needs a region")
+        if not _REGION_PATTERN.match(region):
+            name = ENV_AWS_REGION if _raw(env, ENV_AWS_REGION) else ENV_AWS_DEFAULT_REGION
+            raise ConfigError(name, f"{region[:40]!r} is not a region name")
+        for name in ENV_AWS_ENDPOINT_URLS:
+            _check_http_url(env, name)
     unknown = tuple(sorted(name for name in env if name.startswith("CLOCK_") and name not in KNOWN_CLOCK_SETTINGS))
     return WorkerSettings(
         metadata_uri=env.get(contract.ENV_METADATA_URI),
