@@ -16,8 +16,8 @@ Targets (issue 2): CloudWatch sink <= 2 ms CPU/sample and <= 60 MiB; EMF sink <=
 and <= 30 MiB; detection latency <= interval + 1 s.
 
 A third run, `emf_with_app_stats`, is informational: the EMF sink with
-CLOCK_APP_STATS_URL set, as the construct deploys it, polling a stand-in for the app's
-counters endpoint every sample (one more HTTP GET per sample).
+CLOCK_APP_STATS_URL set, as the construct deploys it, reading a stand-in for the app's
+counters endpoint (at 1 Hz every 10th sample: one more HTTP GET then).
 """
 
 from __future__ import annotations
@@ -248,7 +248,9 @@ def main() -> dict[str, Any]:
             finally:
                 counters.shutdown()
                 counters.server_close()
-            informational["note"] = "informational: EMF with the app's counters polled every sample (as deployed)"
+            for key in ("targets", "targets_met"):
+                informational.pop(key)
+            informational["note"] = "informational: EMF sink with CLOCK_APP_STATS_URL set, as the construct deploys it"
             results["emf_with_app_stats"] = informational
             print(f"  emf_with_app_stats: {informational}", flush=True)
     finally:
