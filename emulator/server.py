@@ -14,6 +14,7 @@ Loopback only: it binds 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,8 @@ class _Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     state: ScenarioState = field(default_factory=ScenarioState)
     task_requests: int = 0
+    # Open client connections: kept-alive ones outlive shutdown() unless closed.
+    connections: set[socket.socket] = field(default_factory=set)
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -101,7 +104,22 @@ def task_document(state: ScenarioState, now: datetime) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "tmds-emulator/1"
+    # Keep-alive like the agent's Go server, so clients that reuse a connection are
+    # exercised (every answer carries a Content-Length). HTTP/1.0 requests still close.
+    protocol_version = "HTTP/1.1"
     shared: _Shared  # set on the subclass made per server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.shared.lock:
+            self.shared.connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.shared.lock:
+                self.shared.connections.discard(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
         pass  # quiet: tests and `make local` print what matters themselves
@@ -251,6 +269,14 @@ class Emulator:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        # A stopped emulator must not keep answering on kept-alive connections.
+        with self._shared.lock:
+            connections = list(self._shared.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "Emulator":
         return self.start()

@@ -235,3 +235,149 @@ def test_a_trickling_endpoint_hits_the_deadline_for_the_whole_answer():
         assert time.monotonic() - started < 0.8
     finally:
         server.close()
+
+
+# ------------------------------------------------------------------ the kept-alive reader
+def test_reader_reuses_one_connection(emulator):
+    from clockcore.tmds import TaskMetadataReader
+
+    reader = TaskMetadataReader(emulator.metadata_uri)
+    try:
+        for _ in range(4):
+            assert reader.fetch()["ClockDrift"]["ClockErrorBound"] == 0.446931
+        emulator.set_scenario("high_bound", bound_ms=3.0)
+        assert reader.fetch()["ClockDrift"]["ClockErrorBound"] == 3.0
+        assert reader.connections_opened == 1
+        assert emulator.task_requests == 5
+    finally:
+        reader.close()
+
+
+def test_reader_survives_bad_answers_and_stops_with_the_emulator(emulator):
+    from clockcore.tmds import TaskMetadataReader
+
+    reader = TaskMetadataReader(emulator.metadata_uri, read_timeout_s=0.3)
+    try:
+        for scenario, kind in (("http_500", "http_status"), ("garbage", "not_json"), ("slow", "timeout")):
+            emulator.set_scenario(scenario, **({"delay_s": 1.0} if scenario == "slow" else {}))
+            assert kind_of(reader.fetch) == kind
+        emulator.set_scenario("ok")
+        assert reader.fetch()["Family"] == "clock-demo"
+        assert reader.connections_opened == 2  # a new one only after the timeout
+        emulator.stop()
+        assert kind_of(reader.fetch) == "connection"  # no answers from a stopped emulator
+    finally:
+        reader.close()
+
+
+class KeepAliveServer:
+    """Serves several requests per connection with a canned answer, for framings the
+    emulator does not send (chunked), or closes after each answer when `close_after`."""
+
+    def __init__(self, answer: bytes, *, close_after: bool = False) -> None:
+        import threading
+
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.uri = f"http://127.0.0.1:{self._listener.getsockname()[1]}/v4/x"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection: socket.socket) -> None:
+        with connection:
+            pending = b""
+            while True:
+                try:
+                    data = connection.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    connection.sendall(self.answer)
+                    if self.close_after:
+                        return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_reader_decodes_chunked_answers_like_go_sends_them():
+    from clockcore.tmds import TaskMetadataReader
+
+    document = json.dumps({"Cluster": "c", "TaskARN": "arn:aws:ecs:r:1:task/c/t", "Family": "f", "pad": "x" * 5000}).encode()
+    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(part), part) for part in (document[:2048], document[2048:]))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\nX-Trailer: 1\r\n\r\n"
+    server = KeepAliveServer(answer)
+    reader = TaskMetadataReader(server.uri)
+    try:
+        assert reader.fetch()["pad"] == "x" * 5000
+        assert reader.fetch()["Family"] == "f"
+        assert server.connections == 1 and reader.connections_opened == 1
+    finally:
+        reader.close()
+        server.close()
+
+
+def test_reader_replaces_a_connection_the_server_closed():
+    from clockcore.tmds import TaskMetadataReader
+
+    # Closes after each answer without saying so: the next read finds the connection dead.
+    server = KeepAliveServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", close_after=True)
+    reader = TaskMetadataReader(server.uri)
+    try:
+        assert reader.fetch() == {}
+        time.sleep(0.1)
+        assert reader.fetch() == {}  # retried once on a fresh connection, transparently
+        assert reader.connections_opened == 2
+    finally:
+        reader.close()
+        server.close()
+
+
+def test_reader_does_not_reuse_an_idle_connection_or_an_http_10_one():
+    from clockcore.tmds import TaskMetadataReader
+
+    server = KeepAliveServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    reader = TaskMetadataReader(server.uri)
+    reader.MAX_IDLE_REUSE_S = 0.05
+    try:
+        reader.fetch()
+        time.sleep(0.1)
+        reader.fetch()
+        assert reader.connections_opened == 2
+    finally:
+        reader.close()
+        server.close()
+    old = KeepAliveServer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    reader = TaskMetadataReader(old.uri)
+    try:
+        reader.fetch()
+        reader.fetch()
+        assert reader.connections_opened == 2
+    finally:
+        reader.close()
+        old.close()
+
+
+@pytest.mark.parametrize(("uri", "kind"), [(None, "uri_unset"), ("ftp://x/v4", "uri_invalid")])
+def test_reader_with_an_unusable_uri(uri, kind):
+    from clockcore.tmds import TaskMetadataReader
+
+    assert kind_of(TaskMetadataReader(uri).fetch) == kind

@@ -162,6 +162,7 @@ class Worker:
         # The budget runs from the signal, not from the end of the sample in flight.
         deadline = (self._stop_requested_at or time.monotonic()) + SHUTDOWN_BUDGET_S
         self._cron.stop()
+        self._sampler.close()
         if self._sink is not None:
             self._sink.close(deadline_monotonic=deadline)
         log_event(log, logging.INFO, "stopped", "clock worker stopped",
