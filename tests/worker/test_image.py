@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CONTAINERS, ROOT, WorkerProcess
+from .conftest import CONTAINERS, WorkerProcess
 from .test_parts import validate_emf
 
 pytestmark = pytest.mark.timeout(600)
