@@ -17,7 +17,7 @@ and <= 30 MiB; detection latency <= interval + 1 s.
 
 A third run, `emf_with_app_stats`, is informational: the EMF sink with
 CLOCK_APP_STATS_URL set, as the construct deploys it, reading a stand-in for the app's
-counters endpoint (at 1 Hz every 10th sample: one more HTTP GET then).
+counters endpoint with every sample (one more HTTP GET per sample).
 """
 
 from __future__ import annotations

@@ -142,29 +142,47 @@ class _StaleConnection(Exception):
     """A kept-alive connection the server had already closed: nothing was answered."""
 
 
-class TaskMetadataReader:
-    """Reads `$URI/task` again and again over one kept-alive HTTP/1.1 connection.
+class KeptAliveGet:
+    """GET one URL again and again over one kept-alive HTTP/1.1 connection.
 
-    For a caller that asks every second (the worker): reusing the connection saves the
-    TCP set-up and tear-down, about 0.4 ms of CPU per read. Go's net/http (the ECS
-    agent) sends a multi-KiB body chunked, so chunked answers are decoded. A connection
-    idle for longer than `MAX_IDLE_REUSE_S` is not reused (servers close idle ones),
-    and a reused connection that turns out closed before any answer byte is replaced
-    once, transparently (GET is idempotent). Any other problem closes the connection
-    and raises `SampleError` with the same kinds as `fetch_task_document`. Not
-    thread-safe: one reader per sampling loop.
+    For callers that ask every second (the worker's sampler, and its read of the app's
+    counters): reusing the connection saves the TCP set-up and tear-down, about 0.4 ms
+    of CPU per read. Go's net/http (the ECS agent) sends a multi-KiB body chunked, so
+    chunked answers are decoded. A connection idle for longer than `MAX_IDLE_REUSE_S`
+    is not reused (servers close idle ones), and a reused connection that turns out
+    closed before any answer byte is replaced once, transparently (GET is idempotent).
+    Any other problem closes the connection and raises `SampleError` (`timeout`,
+    `connection`, `too_large`, `uri_invalid`). https takes the one-shot `http_get`.
+    Not thread-safe: one instance per loop.
     """
 
     MAX_IDLE_REUSE_S = 4.0
 
-    def __init__(self, metadata_uri: str | None, *, connect_timeout_s: float = 0.5, read_timeout_s: float = 1.0) -> None:
-        self._metadata_uri = metadata_uri
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        path: str,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_body_bytes: int = MAX_DOCUMENT_BYTES,
+        what: str = "task metadata endpoint",
+    ) -> None:
+        self._scheme, self._host, self._port, self._path = scheme, host, port, path
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
-        self._target: tuple[str, str, int, str] | None = None
+        self._max_body_bytes = max_body_bytes
+        self._what = what
+        self._where = f"{what} {host}:{port}"
         self._sock: socket.socket | None = None
         self._last_used = 0.0
         self.connections_opened = 0
+
+    @property
+    def path(self) -> str:
+        return self._path
 
     def close(self) -> None:
         if self._sock is not None:
@@ -173,30 +191,26 @@ class TaskMetadataReader:
             finally:
                 self._sock = None
 
-    def fetch(self) -> Any:
-        if self._target is None:
-            self._target = task_url(self._metadata_uri)  # a bad URI fails every read the same way
-        scheme, host, port, path = self._target
-        if scheme != "http":
-            # TMDS is plain http on a link-local address; anything else takes the simple path.
-            status, body = http_get(scheme, host, port, path, connect_timeout_s=self._connect_timeout_s,
-                                    read_timeout_s=self._read_timeout_s)
-            return _decode_task_answer(status, body, path)
+    def get(self) -> tuple[int, bytes]:
+        """(status, body) of one GET."""
+        if self._scheme != "http":
+            return http_get(self._scheme, self._host, self._port, self._path, connect_timeout_s=self._connect_timeout_s,
+                            read_timeout_s=self._read_timeout_s, max_body_bytes=self._max_body_bytes, what=self._what)
         deadline = time.monotonic() + self._read_timeout_s
         if self._sock is not None and time.monotonic() - self._last_used > self.MAX_IDLE_REUSE_S:
             self.close()
         reused = self._sock is not None
         try:
             try:
-                status, body, keep = self._exchange(host, port, path, deadline)
+                status, body, keep = self._exchange(deadline)
             except _StaleConnection:
                 if not reused:
-                    raise SampleError("connection", f"task metadata endpoint {host}:{port} closed the connection without answering") from None
+                    raise
                 self.close()
-                status, body, keep = self._exchange(host, port, path, deadline)
+                status, body, keep = self._exchange(deadline)
         except _StaleConnection:
             self.close()
-            raise SampleError("connection", f"task metadata endpoint {host}:{port} closed the connection without answering") from None
+            raise SampleError("connection", f"{self._where} closed the connection without answering") from None
         except BaseException:
             self.close()  # the connection's state is unknown now
             raise
@@ -204,53 +218,82 @@ class TaskMetadataReader:
             self._last_used = time.monotonic()
         else:
             self.close()
-        return _decode_task_answer(status, body, path)
+        return status, body
 
-    def _connect(self, host: str, port: int) -> socket.socket:
-        where = f"task metadata endpoint {host}:{port}"
+    def _connect(self) -> socket.socket:
         try:
-            sock = socket.create_connection((host, port), timeout=self._connect_timeout_s)
+            sock = socket.create_connection((self._host, self._port), timeout=self._connect_timeout_s)
         except (socket.timeout, TimeoutError):
-            raise SampleError("timeout", f"{where} did not accept a connection within {self._connect_timeout_s:g} s") from None
+            raise SampleError("timeout", f"{self._where} did not accept a connection within {self._connect_timeout_s:g} s") from None
         except OSError as error:
-            raise SampleError("connection", f"{where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError("connection", f"{self._where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections_opened += 1
         return sock
 
-    def _exchange(self, host: str, port: int, path: str, deadline: float) -> tuple[int, bytes, bool]:
+    def _exchange(self, deadline: float) -> tuple[int, bytes, bool]:
         """Send one GET and read one answer: (status, body, connection reusable)."""
-        where = f"task metadata endpoint {host}:{port}"
-        if self._sock is None:
-            self._sock = self._connect(host, port)
-        sock = self._sock
-        host_header = f"[{host}]" if ":" in host else host
+        host_header = f"[{self._host}]" if ":" in self._host else self._host
         try:
-            request = f"GET {path} HTTP/1.1\r\nHost: {host_header}:{port}\r\nAccept: application/json\r\n\r\n".encode("ascii")
+            request = f"GET {self._path} HTTP/1.1\r\nHost: {host_header}:{self._port}\r\nAccept: application/json\r\n\r\n".encode("ascii")
         except UnicodeEncodeError:
-            raise SampleError("uri_invalid", f"task metadata endpoint path {path[:80]!r} is not ASCII") from None
-        reader = _AnswerReader(sock, deadline, where)
+            raise SampleError("uri_invalid", f"{self._what} path {self._path[:80]!r} is not ASCII") from None
+        if self._sock is None:
+            self._sock = self._connect()
+        sock = self._sock
+        reader = _AnswerReader(sock, deadline, self._where, self._max_body_bytes)
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             sock.sendall(request)
             return reader.read_answer()
         except (socket.timeout, TimeoutError):
-            raise SampleError("timeout", f"{where} did not answer within {self._read_timeout_s:g} s") from None
+            raise SampleError("timeout", f"{self._where} did not answer within {self._read_timeout_s:g} s") from None
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as error:
             if not reader.received_any:
                 raise _StaleConnection() from None
-            raise SampleError("connection", f"{where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError("connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]) from None
         except OSError as error:
-            raise SampleError("connection", f"{where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError("connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+
+
+class TaskMetadataReader:
+    """Reads `$URI/task` again and again through a `KeptAliveGet` (the worker's loop).
+
+    Same answers and `SampleError` kinds as `fetch_task_document`; an unusable URI
+    fails every read the same way.
+    """
+
+    def __init__(self, metadata_uri: str | None, *, connect_timeout_s: float = 0.5, read_timeout_s: float = 1.0) -> None:
+        self._metadata_uri = metadata_uri
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._client: KeptAliveGet | None = None
+
+    @property
+    def connections_opened(self) -> int:
+        return self._client.connections_opened if self._client is not None else 0
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def fetch(self) -> Any:
+        if self._client is None:
+            scheme, host, port, path = task_url(self._metadata_uri)
+            self._client = KeptAliveGet(scheme, host, port, path, connect_timeout_s=self._connect_timeout_s,
+                                        read_timeout_s=self._read_timeout_s)
+        status, body = self._client.get()
+        return _decode_task_answer(status, body, self._client.path)
 
 
 class _AnswerReader:
     """Reads one HTTP/1.x answer from a socket under a deadline."""
 
-    def __init__(self, sock: socket.socket, deadline: float, where: str) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, where: str, max_body_bytes: int) -> None:
         self._sock = sock
         self._deadline = deadline
         self._where = where
+        self._max_body_bytes = max_body_bytes
         self._buffer = bytearray()
         self.received_any = False
 
@@ -264,8 +307,8 @@ class _AnswerReader:
             return False
         self.received_any = True
         self._buffer += chunk
-        if len(self._buffer) > MAX_HEAD_BYTES + MAX_DOCUMENT_BYTES + 64 * 1024:
-            raise SampleError("too_large", f"task metadata answer is larger than {MAX_DOCUMENT_BYTES} bytes")
+        if len(self._buffer) > MAX_HEAD_BYTES + self._max_body_bytes + 64 * 1024:
+            raise SampleError("too_large", f"{self._where} answered more than {self._max_body_bytes} bytes")
         return True
 
     def _take_line(self) -> bytes:
@@ -304,8 +347,8 @@ class _AnswerReader:
                 raise SampleError("connection", f"{self._where} answered with transfer encoding {encoding[:20]!r}")
             body = self._read_chunked()
         elif length.isdigit():
-            if int(length) > MAX_DOCUMENT_BYTES:
-                raise SampleError("too_large", f"task metadata answer is larger than {MAX_DOCUMENT_BYTES} bytes")
+            if int(length) > self._max_body_bytes:
+                raise SampleError("too_large", f"{self._where} answered more than {self._max_body_bytes} bytes")
             body = self._take(int(length))
         else:
             # No length: the body runs to the close, and the connection cannot be reused.
@@ -330,8 +373,8 @@ class _AnswerReader:
                 while self._take_line():
                     pass  # trailers, up to the empty line
                 return bytes(body)
-            if len(body) + size > MAX_DOCUMENT_BYTES:
-                raise SampleError("too_large", f"task metadata answer is larger than {MAX_DOCUMENT_BYTES} bytes")
+            if len(body) + size > self._max_body_bytes:
+                raise SampleError("too_large", f"{self._where} answered more than {self._max_body_bytes} bytes")
             body += self._take(size)
             if self._take(2) != b"\r\n":
                 raise SampleError("connection", f"{self._where} sent a chunk without its line end")

@@ -351,29 +351,48 @@ def test_reader_replaces_a_connection_the_server_closed():
         server.close()
 
 
-def test_reader_does_not_reuse_an_idle_connection_or_an_http_10_one():
-    from clockcore.tmds import TaskMetadataReader
+def _kept_alive(server: "KeepAliveServer", **kwargs):
+    from urllib.parse import urlsplit
 
+    from clockcore.tmds import KeptAliveGet
+
+    parts = urlsplit(server.uri)
+    return KeptAliveGet("http", "127.0.0.1", parts.port, "/v4/x/task", connect_timeout_s=0.5, read_timeout_s=0.5, **kwargs)
+
+
+def test_kept_alive_get_does_not_reuse_an_idle_connection_or_an_http_10_one():
     server = KeepAliveServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-    reader = TaskMetadataReader(server.uri)
-    reader.MAX_IDLE_REUSE_S = 0.05
+    client = _kept_alive(server)
+    client.MAX_IDLE_REUSE_S = 0.05
     try:
-        reader.fetch()
+        assert client.get() == (200, b"{}")
         time.sleep(0.1)
-        reader.fetch()
-        assert reader.connections_opened == 2
+        assert client.get() == (200, b"{}")
+        assert client.connections_opened == 2
     finally:
-        reader.close()
+        client.close()
         server.close()
     old = KeepAliveServer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-    reader = TaskMetadataReader(old.uri)
+    client = _kept_alive(old)
     try:
-        reader.fetch()
-        reader.fetch()
-        assert reader.connections_opened == 2
+        client.get()
+        client.get()
+        assert client.connections_opened == 2  # HTTP/1.0 without keep-alive closes
     finally:
-        reader.close()
+        client.close()
         old.close()
+
+
+def test_kept_alive_get_caps_the_body_for_its_caller():
+    server = KeepAliveServer(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+    client = _kept_alive(server, max_body_bytes=1000, what="app counters endpoint")
+    try:
+        with pytest.raises(SampleError) as raised:
+            client.get()
+        assert raised.value.kind == "too_large" and "app counters endpoint" in raised.value.message
+    finally:
+        client.close()
+        server.close()
 
 
 @pytest.mark.parametrize(("uri", "kind"), [(None, "uri_unset"), ("ftp://x/v4", "uri_invalid")])

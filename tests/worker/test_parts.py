@@ -385,19 +385,3 @@ def test_cron_follows_a_wall_clock_step_back():
     # Run from the new time at 05:00:10, not an hour later at the stale 06:00:10.
     assert launched == [datetime(2026, 11, 28, 5, 0, 10, 500_000, tzinfo=timezone.utc)]
 
-
-def test_the_worker_reads_app_counters_at_most_every_10_s(stats_server):
-    from clock_worker.settings import load_settings
-    from clock_worker.worker import APP_STATS_MIN_PERIOD_S, Worker
-
-    answers, url = stats_server
-    for allowed in (4, 6):
-        answers.append((200, json.dumps({"allowed": allowed, "refused": 0}).encode()))
-    settings = load_settings({"CLOCK_INTERVAL_SECONDS": "1", "CLOCK_APP_STATS_URL": url})
-    worker = Worker(settings, sink=EmfSink(namespace="N", storage_resolution=1, stream=io.StringIO()))
-    assert worker._poll_app_stats() == OperationDeltas(4, 0)
-    assert worker._poll_app_stats() is None  # the next samples within the period publish no counts
-    assert worker._poll_app_stats() is None
-    worker._app_stats_polled_at -= APP_STATS_MIN_PERIOD_S - 0.5  # 9.5 s later: due (half an interval of slack)
-    assert worker._poll_app_stats() == OperationDeltas(2, 0)  # the increase over the whole period
-    assert answers == []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from clockcore import SampleError
-from clockcore.tmds import http_get
+from clockcore.tmds import KeptAliveGet
 
 from clock_worker.logs import log_event
 
@@ -41,17 +41,21 @@ class AppStatsError(Exception):
     pass
 
 
-def fetch_counts(url: str, *, connect_timeout_s: float, read_timeout_s: float) -> OperationCounts:
+def counts_client(url: str, *, connect_timeout_s: float, read_timeout_s: float) -> KeptAliveGet:
+    """A kept-alive GET of the counters URL (validated by the settings): read every sample."""
     parts = urlsplit(url)
     default_port = 443 if parts.scheme == "https" else 80
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return KeptAliveGet(
+        parts.scheme, parts.hostname or "", parts.port or default_port, path,
+        connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
+        max_body_bytes=MAX_STATS_BYTES, what="app counters endpoint",
+    )
+
+
+def fetch_counts(client: KeptAliveGet) -> OperationCounts:
     try:
-        # The same lean GET as the metadata reader: this runs every sample too.
-        status, body = http_get(
-            parts.scheme, parts.hostname or "", parts.port or default_port, path,
-            connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
-            max_body_bytes=MAX_STATS_BYTES, what="app counters endpoint",
-        )
+        status, body = client.get()
     except SampleError as error:
         raise AppStatsError(error.message) from None
     if status != 200:
@@ -82,15 +86,17 @@ def _delta(previous: int | None, current: int) -> int:
 class AppStatsPoller:
     def __init__(self, url: str, *, connect_timeout_s: float, read_timeout_s: float) -> None:
         self._url = url
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
+        self._client = counts_client(url, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
         self._previous: OperationCounts | None = None
         self._failing = False
+
+    def close(self) -> None:
+        self._client.close()
 
     def poll(self) -> OperationDeltas | None:
         """Deltas since the last successful poll, or None when the app cannot tell."""
         try:
-            counts = fetch_counts(self._url, connect_timeout_s=self._connect_timeout_s, read_timeout_s=self._read_timeout_s)
+            counts = fetch_counts(self._client)
         except AppStatsError as error:
             if not self._failing:
                 self._failing = True

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from clockcore import contract
 
-from clock_worker.app_stats import AppStatsPoller, OperationDeltas
+from clock_worker.app_stats import AppStatsPoller
 from clock_worker.cron import CronRunner
 from clock_worker.heartbeat import Heartbeat
 from clock_worker.logs import log_event
@@ -30,10 +30,6 @@ log = logging.getLogger("clock_worker")
 # The contract with ECS and the tests: exit within 5 s of SIGTERM. Leave a margin for
 # interpreter shutdown after the flush.
 SHUTDOWN_BUDGET_S = 4.0
-# The app's counters are cumulative, so reading them less often loses only the time
-# resolution of the counts (dashboards sum them per minute), and each read is one more
-# HTTP request to the app: at a 1 s interval, read them every 10th sample.
-APP_STATS_MIN_PERIOD_S = 10.0
 
 
 class Sink(Protocol):
@@ -89,7 +85,6 @@ class Worker:
             if settings.app_stats_url
             else None
         )
-        self._app_stats_polled_at: float | None = None
         self._heartbeat = Heartbeat(settings.heartbeat_file)
         self._cron = CronRunner(settings.cron_jobs, timeout_s=settings.job_timeout_s)
 
@@ -108,7 +103,7 @@ class Worker:
     def run_once(self) -> SampleMetrics:
         assert self._sink is not None
         outcome = self._sampler.sample()
-        operations = self._poll_app_stats()
+        operations = self._app_stats.poll() if self._app_stats is not None else None
         metrics = self._builder.build(outcome, operations)
         self._sink.publish(metrics)
         if not isinstance(outcome, SampleFailure) and log.isEnabledFor(logging.DEBUG):
@@ -116,18 +111,6 @@ class Worker:
                       bound_ms=outcome.bound_ms, effective_bound_ms=outcome.effective_bound_ms,
                       status=outcome.status.value)
         return metrics
-
-    def _poll_app_stats(self) -> OperationDeltas | None:
-        if self._app_stats is None:
-            return None
-        now = time.monotonic()
-        # Half an interval of slack, so a period that is a multiple of the interval is
-        # not missed by the jitter of one sample.
-        due = APP_STATS_MIN_PERIOD_S - self._settings.interval_s / 2
-        if self._app_stats_polled_at is not None and now - self._app_stats_polled_at < due:
-            return None
-        self._app_stats_polled_at = now
-        return self._app_stats.poll()
 
     def run(self) -> int:
         settings = self._settings
@@ -163,6 +146,8 @@ class Worker:
         deadline = (self._stop_requested_at or time.monotonic()) + SHUTDOWN_BUDGET_S
         self._cron.stop()
         self._sampler.close()
+        if self._app_stats is not None:
+            self._app_stats.close()
         if self._sink is not None:
             self._sink.close(deadline_monotonic=deadline)
         log_event(log, logging.INFO, "stopped", "clock worker stopped",
