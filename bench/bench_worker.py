@@ -120,8 +120,10 @@ def _reset_moto(endpoint: str) -> None:
 
 
 class _CountersHandler(BaseHTTPRequestHandler):
-    """Stands in for the app's GET /api/operations/stats (cumulative counters)."""
+    """Stands in for the app's GET /api/operations/stats (cumulative counters), keeping
+    connections alive as uvicorn does."""
 
+    protocol_version = "HTTP/1.1"
     calls = 0
 
     def log_message(self, *args: Any) -> None:

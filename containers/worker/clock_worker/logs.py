@@ -42,6 +42,8 @@ def configure(level: str, *, stream: TextIO = sys.stderr) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # libraries: warnings and errors only
+    # Python warnings (deprecations in a library, say) become JSON lines too.
+    logging.captureWarnings(True)
     logging.getLogger("clock_worker").setLevel(level)
 
 
