@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 STAMP := $(VENV)/.setup-done
 NODE_STAMP := node_modules/.setup-done
 
-.PHONY: help setup browser test synth local bench deploy destroy clean
+.PHONY: help setup system-packages test synth local bench deploy destroy clean
 
 help:
 	@echo "make local    run emulator + worker + app on 127.0.0.1 (no AWS needed)"
@@ -33,16 +33,20 @@ $(NODE_STAMP): package.json package-lock.json $(STAMP)
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Headless Chromium for the page test (Debian's package). In CI a missing browser
-# fails the run instead of skipping the test.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian packages the tests drive: headless Chromium for the page test, libfaketime to
+# step the worker's wall clock. In CI a missing one fails the run instead of skipping.
+SYSTEM_PACKAGES := chromium:/usr/bin/chromium libfaketime:/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+system-packages:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  pkg=$${entry%%:*}; file=$${entry#*:}; \
+	  [ -e "$$file" ] || dpkg -s "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages for the tests:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
-test: setup browser
+test: setup system-packages
 	$(PY) -m pytest
 
 synth: setup
