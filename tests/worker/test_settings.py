@@ -32,6 +32,9 @@ def test_defaults_follow_the_contract():
     assert settings.app_stats_url is None
     assert settings.cron_jobs == ()
     assert settings.log_level == "INFO"
+    # CloudWatch sink: batch for up to 5 s; the alarms' threshold decides what may wait.
+    assert settings.publish_max_delay_s == 5.0
+    assert settings.threshold_ms == contract.DEFAULT_THRESHOLD_MS == 1.0
     # Faster than once a minute: high resolution.
     assert settings.storage_resolution == 1
     assert load_settings({"CLOCK_INTERVAL_SECONDS": "60"}).storage_resolution == 60
@@ -51,6 +54,12 @@ def test_per_task_metrics_can_be_listed_or_turned_off():
     assert listed.per_task_metrics == ("ClockErrorBound", "ClockSynchronized")
     assert load_settings({"CLOCK_PER_TASK_METRICS": ""}).per_task_metrics == ()
     assert load_settings({"CLOCK_PER_TASK_METRICS": "none"}).per_task_metrics == ()
+
+
+def test_publish_delay_and_threshold_can_be_set():
+    settings = load_settings({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "0", "CLOCK_THRESHOLD_MS": "2.5"})
+    assert settings.publish_max_delay_s == 0.0 and settings.threshold_ms == 2.5
+    assert load_settings({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "60"}).publish_max_delay_s == 60.0
 
 
 def test_cloudwatch_sink_takes_the_region_from_either_variable():
@@ -86,6 +95,13 @@ BAD_SETTINGS = [
     ({"CLOCK_CLOUDWATCH_MAX_ATTEMPTS": "0"}, "CLOCK_CLOUDWATCH_MAX_ATTEMPTS"),
     ({"CLOCK_JOB_TIMEOUT_SECONDS": "0"}, "CLOCK_JOB_TIMEOUT_SECONDS"),
     ({"CLOCK_LOG_LEVEL": "chatty"}, "CLOCK_LOG_LEVEL"),
+    ({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "-1"}, "CLOCK_PUBLISH_MAX_DELAY_SECONDS"),
+    ({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "61"}, "CLOCK_PUBLISH_MAX_DELAY_SECONDS"),
+    ({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "soon"}, "CLOCK_PUBLISH_MAX_DELAY_SECONDS"),
+    ({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "inf"}, "CLOCK_PUBLISH_MAX_DELAY_SECONDS"),
+    ({"CLOCK_THRESHOLD_MS": "0"}, "CLOCK_THRESHOLD_MS"),
+    ({"CLOCK_THRESHOLD_MS": "-1"}, "CLOCK_THRESHOLD_MS"),
+    ({"CLOCK_THRESHOLD_MS": "nan"}, "CLOCK_THRESHOLD_MS"),
     ({"CLOCK_SINK": "cloudwatch"}, "AWS_REGION"),
     ({"CLOCK_SINK": "cloudwatch", "AWS_REGION": "us east 1"}, "AWS_REGION"),
     ({"CLOCK_SINK": "cloudwatch", "AWS_DEFAULT_REGION": "eu_west_1"}, "AWS_DEFAULT_REGION"),
@@ -120,6 +136,7 @@ def test_a_bad_crontab_line_is_named(tmp_path: Path):
         ({"CLOCK_SINK": "kinesis"}, "CLOCK_SINK"),
         ({"CLOCK_INTERVAL_SECONDS": "0"}, "CLOCK_INTERVAL_SECONDS"),
         ({"CLOCK_NAMESPACE": ""}, "CLOCK_NAMESPACE"),
+        ({"CLOCK_PUBLISH_MAX_DELAY_SECONDS": "-1"}, "CLOCK_PUBLISH_MAX_DELAY_SECONDS"),
         ({"CLOCK_CRONTAB": "*/5 * * * * 'unbalanced"}, "CLOCK_CRONTAB"),
     ],
 )

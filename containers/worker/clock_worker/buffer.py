@@ -1,6 +1,8 @@
 """A bounded, thread-safe queue of samples not yet accepted by CloudWatch.
 
-Samples keep their original timestamps while they wait. Beyond the bound the oldest
+Samples keep their original timestamps while they wait; the buffer also notes when
+each was added (monotonic), so the sender knows how long the oldest has waited. Beyond
+the bound the oldest
 sample is dropped (the newest data matters most to an alarm); drops are counted and
 logged, the first at once and then at most once a minute while they continue.
 """
@@ -24,6 +26,7 @@ DROP_LOG_EVERY_S = 60.0
 class SampleBuffer:
     def __init__(self, max_samples: int, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._samples: deque[SampleMetrics] = deque()
+        self._added_at: deque[float] = deque()  # monotonic time each sample was added, in step with _samples
         self._max_samples = max_samples
         self._lock = threading.Lock()
         self._monotonic = monotonic
@@ -36,10 +39,13 @@ class SampleBuffer:
 
     def add(self, sample: SampleMetrics) -> None:
         dropped: SampleMetrics | None = None
+        added_at = self._monotonic()
         with self._lock:
             self._samples.append(sample)
+            self._added_at.append(added_at)
             if len(self._samples) > self._max_samples:
                 dropped = self._samples.popleft()
+                self._added_at.popleft()
                 self.dropped_total += 1
         if dropped is not None:
             now = self._monotonic()
@@ -51,6 +57,11 @@ class SampleBuffer:
                     dropped_total=self.dropped_total, dropped_timestamp=dropped.timestamp.isoformat(),
                     buffer_samples=self._max_samples,
                 )
+
+    def oldest_added_at(self) -> float | None:
+        """When (monotonic) the oldest waiting sample was added; None when empty."""
+        with self._lock:
+            return self._added_at[0] if self._added_at else None
 
     def peek_batch(self, max_datums: int) -> list[SampleMetrics]:
         """The oldest samples whose datums fit in one request (at least one sample)."""
@@ -70,5 +81,9 @@ class SampleBuffer:
         with self._lock:
             while self._samples and id(self._samples[0]) in sent_ids:
                 self._samples.popleft()
+                self._added_at.popleft()
             if any(id(sample) in sent_ids for sample in self._samples):
-                self._samples = deque(sample for sample in self._samples if id(sample) not in sent_ids)
+                kept = [(sample, added_at) for sample, added_at in zip(self._samples, self._added_at)
+                        if id(sample) not in sent_ids]
+                self._samples = deque(sample for sample, _ in kept)
+                self._added_at = deque(added_at for _, added_at in kept)

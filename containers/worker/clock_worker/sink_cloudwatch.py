@@ -2,7 +2,15 @@
 
 The sampling loop only appends to the buffer, so a slow or unreachable CloudWatch
 never delays a sample. The sender sends the oldest samples first, up to 1,000 datums
-per call, each datum with its sample's own timestamp; what CloudWatch does not accept
+per call, each datum with its sample's own timestamp.
+
+Alarm-aware batching: each PutMetricData call costs ~2-3 ms of CPU in botocore
+whatever it carries, so samples may wait up to `max_delay_s` to share a call. A sample
+that changes what an alarm would see (`changes_what_alarms_see`) never waits: it goes
+at once, with everything waiting before it, so detection latency stays one interval
+plus a send. The batch also goes as soon as the next sample could not join it in time
+(so with an interval longer than the delay every sample is sent when taken), and at the
+latest when its oldest sample has waited `max_delay_s`. What CloudWatch does not accept
 (endpoint down, throttled, 5xx) stays buffered and is re-sent with back-off. A request
 CloudWatch rejects as invalid is dropped and logged: re-sending it would fail forever.
 
@@ -15,11 +23,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from clockcore import contract
 
 from clock_worker.buffer import SampleBuffer
 from clock_worker.logs import log_event
@@ -71,6 +81,42 @@ def datums_for(sample: SampleMetrics, *, storage_resolution: int) -> list[dict[s
     return datums
 
 
+def _alarm_view(sample: SampleMetrics, threshold_ms: float) -> tuple[bool | None, ...]:
+    """What the clock alarms evaluate in one sample: failed, synchronized, and each bound
+    over the threshold (None where the sample has no such value, as a failed one)."""
+
+    def over(spec: contract.MetricSpec) -> bool | None:
+        value = sample.value_of(spec.name)
+        # The bound alarms compare with GreaterThanThreshold.
+        return None if value is None else value > threshold_ms
+
+    failures = sample.value_of(contract.SAMPLE_FAILURES.name)
+    synchronized = sample.value_of(contract.CLOCK_SYNCHRONIZED.name)
+    return (
+        failures is not None and failures >= 1,
+        None if synchronized is None else synchronized >= 1,
+        over(contract.EFFECTIVE_BOUND),
+        over(contract.CLOCK_ERROR_BOUND),
+    )
+
+
+def changes_what_alarms_see(previous: SampleMetrics | None, current: SampleMetrics, *, threshold_ms: float) -> bool:
+    """True when `current` must be sent at once instead of waiting for a batch.
+
+    Why: batching saves the per-call CPU, but an alarm acts only on what CloudWatch
+    holds, and issue 2 wants a switch to a high bound in CloudWatch within one interval
+    plus a second. Only a sample that can move an alarm needs that: the first one after
+    start, a change of synchronization status, a sample failing after good ones (or
+    recovering), or a bound (effective, or reported: the seed profile's per-task alarm
+    watches that one) crossing the alarm threshold in either direction. Steady samples
+    change no alarm's state, so they may wait. Decided on the values the sink receives,
+    so it holds for whatever the alarms are built from the same contract.
+    """
+    if previous is None:
+        return True
+    return _alarm_view(previous, threshold_ms) != _alarm_view(current, threshold_ms)
+
+
 def make_client(*, region: str | None, connect_timeout_s: float, read_timeout_s: float, max_attempts: int) -> Any:
     config = Config(
         region_name=region,
@@ -93,12 +139,21 @@ class CloudWatchSink:
         buffer_samples: int,
         client: Any,
         interval_s: float,
+        max_delay_s: float = 0.0,
+        threshold_ms: float = contract.DEFAULT_THRESHOLD_MS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._namespace = namespace
         self._storage_resolution = storage_resolution
         self._client = client
+        self._interval_s = interval_s
         self._max_backoff_s = max(MIN_BACKOFF_S, min(MAX_BACKOFF_S, interval_s))
-        self.buffer = SampleBuffer(buffer_samples)
+        self._max_delay_s = max_delay_s
+        self._threshold_ms = threshold_ms
+        self._monotonic = monotonic
+        self._previous: SampleMetrics | None = None
+        self.buffer = SampleBuffer(buffer_samples, monotonic=monotonic)
+        self._send_now = threading.Event()  # a sample that must not wait is in the buffer
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._send_lock = threading.Lock()  # the sender thread and the final flush never send at once
@@ -109,18 +164,45 @@ class CloudWatchSink:
         self._thread.start()
 
     def publish(self, metrics: SampleMetrics) -> None:
+        urgent = changes_what_alarms_see(self._previous, metrics, threshold_ms=self._threshold_ms)
+        self._previous = metrics
         self.buffer.add(metrics)
-        self._wake.set()
+        if urgent or self._batch_is_complete():
+            self._send_now.set()
+        self._wake.set()  # also when it may wait: the sender times the oldest sample's wait
+
+    def _batch_is_complete(self) -> bool:
+        """No further sample could join the waiting ones in time: the next one is due
+        (give or take half an interval of jitter) after the oldest must have gone."""
+        oldest = self.buffer.oldest_added_at()
+        if oldest is None:
+            return False
+        return self._monotonic() + 1.5 * self._interval_s > oldest + self._max_delay_s
+
+    def _wait_until_due(self) -> None:
+        """Wait until the buffer should be sent: a sample that must not wait is in it, or
+        the oldest sample has waited `max_delay_s` (also when no new sample comes)."""
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if self._send_now.is_set():
+                return
+            oldest = self.buffer.oldest_added_at()
+            wait_s: float | None = None
+            if oldest is not None:
+                wait_s = oldest + self._max_delay_s - self._monotonic()
+                if wait_s <= 0:
+                    return
+            self._wake.wait(wait_s)
 
     def _run(self) -> None:
         backoff_s = 0.0
         while not self._stopping.is_set():
             if backoff_s:
-                # After a failure, wait (a new sample does not cut the wait short).
+                # After a failure, wait (a new sample does not cut the wait short), then
+                # re-send everything waiting, whatever its age.
                 self._stopping.wait(backoff_s)
             else:
-                self._wake.wait()
-            self._wake.clear()
+                self._wait_until_due()
             if self._stopping.is_set():
                 break
             outcome = self._send_pending(deadline_monotonic=None)
@@ -129,6 +211,8 @@ class CloudWatchSink:
     def _send_pending(self, *, deadline_monotonic: float | None) -> bool:
         """Send until the buffer is empty; False when CloudWatch could not take it now."""
         with self._send_lock:
+            # Everything in the buffer goes now; a sample added meanwhile joins this round.
+            self._send_now.clear()
             while True:
                 if deadline_monotonic is not None and time.monotonic() >= deadline_monotonic:
                     return False

@@ -55,6 +55,8 @@ def make_sink(settings: WorkerSettings) -> Sink:
             buffer_samples=settings.buffer_samples,
             client=client,
             interval_s=settings.interval_s,
+            max_delay_s=settings.publish_max_delay_s,
+            threshold_ms=settings.threshold_ms,
         )
     from clock_worker.sink_emf import EmfSink
 
@@ -119,6 +121,7 @@ class Worker:
             sink=settings.sink, profile=settings.profile.name, namespace=settings.namespace,
             service=settings.service_name, per_task_metrics=list(settings.per_task_metrics),
             interval_s=settings.interval_s, storage_resolution=settings.storage_resolution,
+            publish_max_delay_s=settings.publish_max_delay_s, threshold_ms=settings.threshold_ms,
             app_stats_url=settings.app_stats_url, cron_jobs=len(settings.cron_jobs),
         )
         if settings.unknown_settings:
