@@ -9,7 +9,9 @@ What is verified, and how:
 - StorageResolution: moto does not keep it, so a spy on moto's backend records the
   PutMetricData parameters the server parsed from each request;
 - exact timestamps (microseconds): on the datums moto stored, compared with the
-  timestamps the worker logged for each sample.
+  timestamps the worker logged for each sample;
+- batching (CLOCK_PUBLISH_MAX_DELAY_SECONDS, default 5 s, which every test here runs
+  with unless it says otherwise): the same spy counts the PutMetricData requests.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def test_published_metrics_as_cloudwatch_holds_them(tmp_path, emulator, cloudwat
                                                     start_worker):
     counters, stats_url = app_counters
     worker = start_worker(cw_env(tmp_path, emulator, cloudwatch, CLOCK_SERVICE_NAME="orders", CLOCK_APP_STATS_URL=stats_url))
-    worker.wait_for(lambda: len(worker.logs("put_metric_data_sent")) >= 3, timeout_s=15, what="3 sends")
+    # Batched at 1 Hz: the first sample goes alone, the next ones five to a request.
+    worker.wait_for(lambda: len(worker.logs("put_metric_data_sent")) >= 2, timeout_s=20, what="2 sends")
     code, took = worker.terminate()
     assert code == 0 and took < 5
     stamps = sample_timestamps(worker)
@@ -226,6 +229,46 @@ def test_a_high_bound_reaches_cloudwatch_within_an_interval_and_a_second(tmp_pat
     latency_s = time.monotonic() - switched
     worker.terminate()
     assert latency_s <= 1.0 + 1.0, latency_s
+
+
+def test_steady_samples_go_batched_and_a_high_bound_goes_at_once(tmp_path, emulator, cloudwatch, received_requests,
+                                                                start_worker):
+    worker = start_worker(cw_env(tmp_path, emulator, cloudwatch))  # the default 5 s delay, at 1 Hz
+    worker.wait_for(lambda: len(worker.logs("sampled")) >= 12, timeout_s=25, what="12 samples")
+    worker.wait_for(lambda: len(received_requests) >= 3, timeout_s=10, what="3 requests")
+    steady_requests = list(received_requests)
+    steady_samples = len(worker.logs("sampled"))
+    # (b) a switch to a high bound crosses the alarm threshold: it does not wait.
+    switched = time.monotonic()
+    emulator.set_scenario("high_bound", bound_ms=9.25)
+    worker.wait_for(
+        lambda: any(d.name == "ClockErrorBound" and d.value == 9.25 for d in stored_datums()), timeout_s=5,
+        what="the high bound in moto",
+    )
+    latency_s = time.monotonic() - switched
+    code, took = worker.terminate()
+    assert code == 0 and took < 5
+    assert latency_s <= 1.0 + 1.0, latency_s
+
+    # (a) steady samples shared requests: far fewer requests than samples.
+    def samples_in(request):
+        return len({datum["Timestamp"] for datum in request["MetricData"]})
+
+    per_request = [samples_in(request) for request in steady_requests]
+    assert per_request[0] == 1, per_request  # the first sample after start goes at once
+    assert max(per_request) >= 4, per_request
+    assert len(steady_requests) <= steady_samples // 3, (len(steady_requests), steady_samples)
+    # ... each datum with its own sample's timestamp, every sample exactly once.
+    bounds = [d for d in stored_datums() if d.name == "ClockErrorBound"]
+    assert sorted(as_utc(d.timestamp) for d in bounds) == sorted(sample_timestamps(worker))
+
+
+def test_publish_delay_0_sends_every_sample_at_once(tmp_path, emulator, cloudwatch, received_requests, start_worker):
+    worker = start_worker(cw_env(tmp_path, emulator, cloudwatch, CLOCK_PUBLISH_MAX_DELAY_SECONDS="0"))
+    worker.wait_for(lambda: len(received_requests) >= 3, timeout_s=15, what="3 requests")
+    worker.terminate()
+    assert all(len({d["Timestamp"] for d in request["MetricData"]}) == 1 for request in received_requests)
+    assert len(received_requests) == len(sample_timestamps(worker))
 
 
 def test_thirty_second_outage_loses_nothing_and_keeps_timestamps(tmp_path, emulator, cloudwatch, start_worker):
