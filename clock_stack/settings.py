@@ -159,6 +159,9 @@ class ClockSettings:
             contract.ENV_PER_TASK_METRICS: ",".join(self.per_task_metrics),
             contract.ENV_INTERVAL: format_number(self.interval_seconds),
             contract.ENV_MAX_DRIFT_PPM: format_number(self.max_drift_ppm),
+            # The alarms' threshold: the CloudWatch sink sends a sample that crosses it at
+            # once instead of batching it.
+            contract.ENV_THRESHOLD_MS: format_number(self.threshold_ms),
         }
         if app_port is not None:
             # Containers of one awsvpc task share a network namespace: loopback reaches the app.

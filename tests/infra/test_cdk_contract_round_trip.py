@@ -239,3 +239,24 @@ def test_put_metric_data_carries_what_the_alarms_watch(
         assert keys == [sorted(dimension_keys)]
     finally:
         worker.stop()
+
+
+# ---------------------------------------------------------------- threshold
+@pytest.mark.parametrize("configuration", ["demo", "variant"])
+def test_the_worker_is_told_the_threshold_the_bound_alarms_use(configuration: str, request: pytest.FixtureRequest):
+    """The CloudWatch sink sends a sample crossing the threshold at once (no batching):
+    that is only right when it is the alarms' threshold."""
+    from clock_worker.settings import load_settings
+
+    synth: Synthesized = request.getfixturevalue(configuration)
+    # ECS adds the region; the template's environment is the rest.
+    told = load_settings({**worker_environment(synth), "AWS_REGION": "us-east-1"}).threshold_ms
+    thresholds = {
+        float(resource["Properties"]["Threshold"])
+        for resource in synth.resources("AWS::CloudWatch::Alarm").values()
+        if any(
+            "Expression" in query or query["MetricStat"]["Metric"]["MetricName"] == contract.EFFECTIVE_BOUND.name
+            for query in resource["Properties"]["Metrics"]
+        )
+    }
+    assert thresholds == {told}, (thresholds, told)

@@ -204,6 +204,7 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         contract.ENV_PER_TASK_METRICS: contract.EFFECTIVE_BOUND.name,
         contract.ENV_INTERVAL: "10",
         contract.ENV_MAX_DRIFT_PPM: "15",
+        contract.ENV_THRESHOLD_MS: "1",
         contract.ENV_APP_STATS_URL: "http://127.0.0.1:8080" + contract.APP_STATS_PATH,
     }
 
