@@ -12,8 +12,10 @@ Verified with this libfaketime (Debian 0.9.10) and Python 3.11: `time.time()`,
 worker's only sleep, also with other threads running) waits real time. Two traps:
 without `FAKETIME_DONT_FAKE_MONOTONIC=1` an `Event.wait` hangs (libfaketime issue
 #390), and with it `time.sleep` fails with EINVAL (libfaketime issue #426:
-`clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` mangled). The worker never calls
-`time.sleep` on the EMF path, and the probe below fails the test if either trap bites.
+`clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` mangled). The sampling loop never
+calls `time.sleep`, so its test runs the worker untouched (a hang or a traceback would
+fail it); only the cron test, where `subprocess` polls for the job's exit with
+`time.sleep`, gives the worker a `time.sleep` that waits through `Event.wait` instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import glob
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +41,8 @@ def _libfaketime() -> str:
     found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob("/usr/lib/faketime/libfaketime.so.1"))
     if not found:
         if os.environ.get("CI"):
-            pytest.fail("libfaketime is missing; in CI the wall-clock step test must run (make system-packages installs it)")
+            pytest.fail("libfaketime is missing; in CI the wall-clock step test must run "
+                        "(make system-packages installs it)")
         pytest.skip("libfaketime is not installed (make system-packages installs it)")
     return found[0]
 
@@ -163,5 +167,84 @@ def test_a_wall_clock_step_neither_skips_nor_doubles_samples(tmp_path, emulator,
     # Nothing alarming in the logs: no warning, no error, no skipped slot, a clean stop.
     entries = worker.logs()
     assert [entry for entry in entries if entry["level"] not in ("debug", "info")] == []
-    assert [entry["event"] for entry in entries] == ["started", "stopping", "stopped"]
-    assert entries[-1]["samples_total"] == len(lines) and entries[-1]["failures_total"] == 0
+    assert {"started", "stopping", "stopped"} <= {entry["event"] for entry in entries}
+    assert worker.logs("samples_skipped") == [] and worker.logs("sample_failed") == []
+    stopped = worker.logs("stopped")[-1]
+    assert stopped["samples_total"] == len(lines) and stopped["failures_total"] == 0
+
+
+class Arrivals:
+    """Real (monotonic) arrival time of each stderr line, noted by a polling thread."""
+
+    def __init__(self, worker) -> None:
+        self._worker = worker
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self.times.extend([now] * (len(self._worker.stderr_lines) - len(self.times)))
+            self._stop.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+SLEEP_SHIM = """
+import threading, time
+
+def _sleep(seconds):
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    threading.Event().wait(seconds)
+
+time.sleep = _sleep
+"""
+
+
+def test_a_wall_clock_step_neither_replays_nor_bursts_cron_jobs(tmp_path, emulator, wall_clock, start_worker):
+    # A job every second (6 fields, seconds first). Cron times are wall-clock times, so
+    # the cron thread must notice a step: back 1 h must not leave it waiting an hour for
+    # the stale next run (nor re-run the hour), forward 2 h must not fire a burst.
+    env = base_env(tmp_path, ECS_CONTAINER_METADATA_URI_V4=emulator.metadata_uri, CLOCK_SINK="emf",
+                   CLOCK_INTERVAL_SECONDS="1", CLOCK_CRONTAB="* * * * * * /bin/true", **wall_clock.env())
+    # subprocess reaps a job with a time.sleep poll loop, which libfaketime breaks (issue
+    # #426, EINVAL; not the worker's doing): give the worker a time.sleep that waits the
+    # same real time through Event.wait, which libfaketime leaves alone.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SLEEP_SHIM, encoding="ascii")
+    env["PYTHONPATH"] = os.pathsep.join([str(shim), env["PYTHONPATH"]])
+    worker = start_worker(env)
+    arrivals = Arrivals(worker)
+    worker.wait_for(lambda: len(worker.logs("cron_job_succeeded")) >= 2, timeout_s=10, what="two cron runs")
+    opened_at = time.monotonic()
+    time.sleep(2.5)
+    wall_clock.set("-1h")
+    time.sleep(4)
+    wall_clock.set("+1h")
+    time.sleep(4)
+    closed_at = time.monotonic()
+    code, took = worker.terminate()
+    arrivals.stop()
+    assert code == 0 and took < 5
+
+    entries = worker.logs()  # every stderr line is JSON: no traceback from a cron thread
+    runs = [arrivals.times[index] for index, entry in enumerate(entries)
+            if entry["event"] == "cron_job_succeeded" and opened_at <= arrivals.times[index] <= closed_at]
+    elapsed_s = closed_at - opened_at
+    gaps = [later - earlier for earlier, later in zip(runs, runs[1:])]
+    # One run a real second. Only the step back may cost one run: the cron thread wakes
+    # at the stale due time, a moment past the first second boundary of the new time,
+    # and the next run it finds is the boundary after that.
+    assert elapsed_s - 2.5 <= len(runs) <= elapsed_s + 1, (len(runs), elapsed_s, gaps)
+    assert all(0.4 <= gap for gap in gaps), gaps  # no burst
+    assert all(gap <= 2.5 for gap in gaps) and sum(gap > 1.5 for gap in gaps) <= 1, gaps  # no stall
+    assert [entry for entry in entries if entry["level"] not in ("debug", "info")] == []
+    # The sampling went on as usual next to the jobs.
+    assert all(document["ClockSampleFailures"] == 0 for document in worker.emf_lines())
+    assert abs(len(worker.emf_lines()) - worker.logs("stopped")[-1]["samples_total"]) == 0
