@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -45,6 +46,21 @@ def configure(level: str, *, stream: TextIO = sys.stderr) -> None:
     # Python warnings (deprecations in a library, say) become JSON lines too.
     logging.captureWarnings(True)
     logging.getLogger("clock_worker").setLevel(level)
+    # An exception escaping a thread (the sender, a cron runner) would otherwise print a
+    # bare traceback over several lines; keep it one JSON line like everything else.
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "unknown"
+    logging.getLogger("clock_worker").error(
+        "%s",
+        f"unexpected error in thread {thread}: {args.exc_type.__name__}: {args.exc_value}",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+        extra={_EVENT_ATTR: "thread_crashed", _FIELDS_ATTR: {"thread": thread}},
+    )
 
 
 def log_event(logger: logging.Logger, level: int, event: str, message: str, **fields: Any) -> None:
