@@ -27,19 +27,32 @@ MAX_DOCUMENT_BYTES = 1 << 20
 MAX_HEAD_BYTES = 64 * 1024
 
 
+def http_url_problem(raw: str) -> str | None:
+    """Why `raw` is not an http(s) URL with a host (a sentence), or None when it is one.
+
+    The one definition the reader and both images' settings use for every URL setting.
+    """
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        return f"{raw[:80]!r} is not a URL: {error}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{raw[:80]!r} is not an http(s) URL"
+    return None
+
+
 def task_url(metadata_uri: str | None) -> tuple[str, str, int, str]:
     """Validate the metadata URI and return (scheme, host, port, path of /task)."""
     if metadata_uri is None or not metadata_uri.strip():
         raise SampleError("uri_unset", f"{METADATA_URI_ENV} is not set: not running in an ECS task (or the agent is older than 1.39.0)")
-    try:
-        parts = urlsplit(metadata_uri.strip())
-        port = parts.port
-    except ValueError as error:
-        raise SampleError("uri_invalid", f"{METADATA_URI_ENV} {metadata_uri[:80]!r} is not a URL: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SampleError("uri_invalid", f"{METADATA_URI_ENV} {metadata_uri[:80]!r} is not an http(s) URL")
+    problem = http_url_problem(metadata_uri.strip())
+    if problem is not None:
+        raise SampleError("uri_invalid", f"{METADATA_URI_ENV} {problem}")
+    parts = urlsplit(metadata_uri.strip())
+    assert parts.hostname is not None  # checked by http_url_problem
     default_port = 443 if parts.scheme == "https" else 80
-    return parts.scheme, parts.hostname, port or default_port, parts.path.rstrip("/") + "/task"
+    return parts.scheme, parts.hostname, parts.port or default_port, parts.path.rstrip("/") + "/task"
 
 
 def _split_answer(received: bytes, where: str) -> tuple[int, dict[str, str], bytes]:

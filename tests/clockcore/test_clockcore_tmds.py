@@ -400,3 +400,25 @@ def test_reader_with_an_unusable_uri(uri, kind):
     from clockcore.tmds import TaskMetadataReader
 
     assert kind_of(TaskMetadataReader(uri).fetch) == kind
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("http://169.254.170.2/v4/abc", None),
+        ("https://example.internal:8443/x", None),
+        ("ftp://169.254.170.2/v4", "is not an http(s) URL"),
+        ("169.254.170.2/v4", "is not an http(s) URL"),
+        ("http:///v4", "is not an http(s) URL"),
+        ("http://127.0.0.1:notaport/v4", "is not a URL"),
+    ],
+)
+def test_one_definition_of_an_http_url(raw, problem):
+    """The reader and both images' URL settings judge URLs by this one function."""
+    from clockcore.tmds import http_url_problem
+
+    found = http_url_problem(raw)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found and raw[:20] in found

@@ -11,9 +11,9 @@ import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
-from urllib.parse import urlsplit
 
 from clockcore import contract
+from clockcore.tmds import http_url_problem
 
 # The app's own settings (the construct only needs to set the clock ones).
 ENV_HOST = "CLOCK_APP_HOST"
@@ -104,13 +104,9 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as error:
-        raise SettingsError(name, f"{raw[:80]!r} is not a URL: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(name, f"{raw[:80]!r} is not an http(s) URL")
+    problem = http_url_problem(raw)
+    if problem is not None:
+        raise SettingsError(name, problem)
     return raw.rstrip("/")
 
 

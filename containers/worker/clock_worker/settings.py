@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
 
 from clockcore import contract
+from clockcore.tmds import http_url_problem
 from clockcore.contract import MetricsProfile
 
 from clock_worker.cron import CronJob, CrontabError, parse_crontab
@@ -261,13 +261,9 @@ def _check_http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _raw(env, name)
     if raw is None:
         return None
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as error:
-        raise ConfigError(name, f"{raw[:80]!r} is not a URL: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL")
+    problem = http_url_problem(raw)
+    if problem is not None:
+        raise ConfigError(name, problem)
     return raw
 
 
