@@ -21,39 +21,23 @@ from clock_worker.sampler import SampleFailure
 from clock_worker.scheduler import MonotonicSchedule
 from clock_worker.sink_emf import EmfSink, emf_document
 from clockcore import contract, parse_task_document
+from tmds_documents import fargate_task_document
 
 NOW = datetime(2026, 11, 28, 6, 0, 0, 250_000, tzinfo=timezone.utc)
 
 
-def fargate_task_document(**overrides: Any) -> dict[str, Any]:
-    """Shaped like AWS's "task metadata v4 examples for tasks on Fargate"."""
-    document: dict[str, Any] = {
-        "Cluster": "arn:aws:ecs:us-west-2:111122223333:cluster/default",
-        "TaskARN": "arn:aws:ecs:us-west-2:111122223333:task/default/e9028f8d5d8e4f258373e7b93ce9a3c3",
-        "Family": "curltest",
-        "ServiceName": "MyService",
-        "Revision": "3",
-        "DesiredStatus": "RUNNING",
-        "KnownStatus": "RUNNING",
-        "Limits": {"CPU": 0.25, "Memory": 512},
-        "PullStartedAt": "2020-10-08T20:47:16.053330955Z",
-        "PullStoppedAt": "2020-10-08T20:47:19.592684631Z",
-        "AvailabilityZone": "us-west-2a",
-        "Containers": [],
-        "LaunchType": "FARGATE",
-        "ClockDrift": {
-            "ClockErrorBound": 0.5458234999999999,
-            "ReferenceTimestamp": "2026-11-28T05:59:58Z",
-            "ClockSynchronizationStatus": "SYNCHRONIZED",
-        },
-        "EphemeralStorageMetrics": {"Utilized": 261, "Reserved": 20496},
+def task_document(**overrides: Any) -> dict[str, Any]:
+    """The Fargate example with a reference two seconds before NOW."""
+    clock_drift = {
+        "ClockErrorBound": 0.5458234999999999,
+        "ReferenceTimestamp": "2026-11-28T05:59:58Z",
+        "ClockSynchronizationStatus": "SYNCHRONIZED",
     }
-    document.update(overrides)
-    return document
+    return fargate_task_document(**{"ClockDrift": clock_drift, **overrides})
 
 
 def reading(**overrides: Any):
-    return parse_task_document(fargate_task_document(**overrides), sampled_at=NOW, max_drift_ppm=15.0)
+    return parse_task_document(task_document(**overrides), sampled_at=NOW, max_drift_ppm=15.0)
 
 
 # ------------------------------------------------------------------ scheduler
@@ -140,7 +124,7 @@ def test_no_reference_time_means_no_reference_age_metric():
 
 def test_a_task_without_service_name_keeps_the_dimension_keys(caplog):
     builder = MetricBuilder(profile=contract.STANDARD_PROFILE, service_name="orders", per_task_metrics=("ClockErrorBound",))
-    document = fargate_task_document()
+    document = task_document()
     del document["ServiceName"]
     with caplog.at_level("INFO", logger="clock_worker"):
         first = builder.build(parse_task_document(document, sampled_at=NOW, max_drift_ppm=15))
