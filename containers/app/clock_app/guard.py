@@ -108,14 +108,18 @@ class ClockGuard:
     async def check(self) -> ClockCheck:
         sample = await self.sample()
         at = self._wall_clock()
-        verdict = judge(
+        verdict = self._judge(sample, at)
+        return ClockCheck(sample=sample, verdict=verdict, at=at, cache_age_s=max(0.0, self._monotonic() - sample.completed_at))
+
+    def _judge(self, sample: ClockSample, at: datetime) -> Verdict:
+        """The verdict on a sample at `at`: the bound keeps growing, so each caller's own now."""
+        return judge(
             sample.reading,
             at=at,
             threshold_ms=self._settings.threshold_ms,
             max_reference_age_s=self._settings.max_reference_age_s,
             unavailable_detail=_unavailable_detail(sample.error),
         )
-        return ClockCheck(sample=sample, verdict=verdict, at=at, cache_age_s=max(0.0, self._monotonic() - sample.completed_at))
 
     async def _refresh(self) -> ClockSample:
         try:
@@ -132,13 +136,7 @@ class ClockGuard:
 
     def _record(self, sample: ClockSample) -> None:
         at = self._wall_clock()
-        verdict = judge(
-            sample.reading,
-            at=at,
-            threshold_ms=self._settings.threshold_ms,
-            max_reference_age_s=self._settings.max_reference_age_s,
-            unavailable_detail=_unavailable_detail(sample.error),
-        )
+        verdict = self._judge(sample, at)
         self._history.append(sample.reading, sample.error, verdict, at)
         # Log transitions only: one line when the gate closes or opens, not one per request.
         label = verdict.label + ":" + ",".join(reason.value for reason in verdict.reasons)
