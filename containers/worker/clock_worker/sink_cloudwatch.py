@@ -33,7 +33,7 @@ from clockcore import contract
 
 from clock_worker.buffer import SampleBuffer
 from clock_worker.logs import log_event
-from clock_worker.metrics import Dimensions, SampleMetrics
+from clock_worker.metrics import Dimensions, MetricValue, SampleMetrics
 
 log = logging.getLogger("clock_worker.cloudwatch")
 
@@ -52,32 +52,24 @@ def _dimensions(dimensions: Dimensions) -> list[dict[str, str]]:
 
 
 def datums_for(sample: SampleMetrics, *, storage_resolution: int) -> list[dict[str, Any]]:
-    datums: list[dict[str, Any]] = []
+    """The sample's PutMetricData datums: every value under the service-level set, then
+    the per-task values under the per-task set; each with the sample's own timestamp."""
+
+    def datum(metric: MetricValue, dimensions: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "MetricName": metric.spec.name,
+            "Dimensions": dimensions,
+            "Timestamp": sample.timestamp,
+            "Value": metric.value,
+            "Unit": metric.spec.unit,
+            "StorageResolution": storage_resolution,
+        }
+
     service = _dimensions(sample.service_dimensions)
-    for metric in sample.values:
-        datums.append(
-            {
-                "MetricName": metric.spec.name,
-                "Dimensions": service,
-                "Timestamp": sample.timestamp,
-                "Value": metric.value,
-                "Unit": metric.spec.unit,
-                "StorageResolution": storage_resolution,
-            }
-        )
+    datums = [datum(metric, service) for metric in sample.values]
     if sample.task_dimensions is not None:
         per_task = _dimensions(sample.task_dimensions)
-        for metric in sample.per_task_values:
-            datums.append(
-                {
-                    "MetricName": metric.spec.name,
-                    "Dimensions": per_task,
-                    "Timestamp": sample.timestamp,
-                    "Value": metric.value,
-                    "Unit": metric.spec.unit,
-                    "StorageResolution": storage_resolution,
-                }
-            )
+        datums.extend(datum(metric, per_task) for metric in sample.per_task_values)
     return datums
 
 
