@@ -20,7 +20,7 @@ from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitect
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.settings import ClockPropsError, ClockSettings
-from clock_stack.sidecar import add_scratch_volume, awslogs_driver
+from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check
 from clock_stack.task_monitoring import ClockTaskMonitoring, default_clock_service_name
 
 APP_CONTAINER_NAME = "app"
@@ -175,13 +175,7 @@ class ClockAccurateFargateService(Construct):
             runtime_platform=architecture.runtime_platform,
         )
         if app_health_check is None and uses_project_app:
-            app_health_check = ecs.HealthCheck(
-                command=list(APP_HEALTH_CHECK_COMMAND),
-                interval=Duration.seconds(30),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(30),
-            )
+            app_health_check = container_health_check(APP_HEALTH_CHECK_COMMAND)
         self.app_log_group = logs.LogGroup(self, "AppLogs", retention=log_retention, removal_policy=removal_policy)
         environment = {**contract_environment, **(app_environment or {})}
         self.app_container = self.task_definition.add_container(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -29,6 +31,18 @@ def awslogs_driver(log_group: logs.ILogGroup, stream_prefix: str) -> ecs.LogDriv
         stream_prefix=stream_prefix,
         mode=ecs.AwsLogDriverMode.NON_BLOCKING,
         max_buffer_size=Size.mebibytes(25),
+    )
+
+
+def container_health_check(command: Sequence[str]) -> ecs.HealthCheck:
+    """The health check both images get: every 30 s, 3 misses to unhealthy, and 30 s of
+    grace at start (the worker's first heartbeat, the app's first answer)."""
+    return ecs.HealthCheck(
+        command=list(command),
+        interval=Duration.seconds(30),
+        timeout=Duration.seconds(5),
+        retries=3,
+        start_period=Duration.seconds(30),
     )
 
 
@@ -83,13 +97,7 @@ class ClockWorkerSidecar(Construct):
             restart_attempt_period=Duration.seconds(60),
             environment=settings.worker_environment(app_port=app_port),
             logging=awslogs_driver(self.log_group, "worker"),
-            health_check=ecs.HealthCheck(
-                command=list(WORKER_HEALTH_CHECK_COMMAND),
-                interval=Duration.seconds(30),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(30),
-            ),
+            health_check=container_health_check(WORKER_HEALTH_CHECK_COMMAND),
             readonly_root_filesystem=True,
             memory_limit_mib=WORKER_MEMORY_LIMIT_MIB,
             stop_timeout=Duration.seconds(10),
