@@ -3,19 +3,25 @@
 The app runs as a real `python -m clock_app` process (uvicorn, access log off) against the
 TMDS emulator, with CLOCK_APP_BENCH_ROUTES on so the twin exists. The twin takes the same
 body, makes the same operation id and stamps a time, but never asks the clock: no cache
-lookup, no verdict, no counters, no bounded time. So the ratio prices everything the gate
-adds. A load generator in a separate process (keep-alive HTTP/1.1 connections in threads)
+lookup, no verdict, no counters, no bounded time. It is routed the way the gated route
+is (an included APIRouter: FastAPI dispatches a route added straight to the app through
+fewer layers, which gave the twin a 5-10 % head start that had nothing to do with the
+gate). So the ratio prices everything the gate adds, and only that. A load generator in a separate process (keep-alive HTTP/1.1 connections in threads)
 alternates gated and ungated rounds, flipping the order each round, on loopback only,
 bounded by time and by request count.
 
 Targets: gated/ungated requests per second >= 0.9; metadata requests per second under
-that load <= 1/TTL (the emulator counts every task document it serves).
+that load <= 1/TTL (the emulator counts every task document it serves; the check allows
+the one extra fetch a window's edges can hold). The rounds are short (0.5 s) and many:
+the gated rounds then keep the cache under near-constant load, and the speed of a shared
+VM, which drifts over seconds, weighs on both endpoints alike.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import socket
 import statistics
@@ -34,8 +40,8 @@ GATED = "/api/operations"
 UNGATED = "/api/bench/operations-ungated"  # clock_app.app.UNGATED_PATH
 BODY = json.dumps({"label": "bench"}).encode()
 
-ROUNDS = 16
-ROUND_SECONDS = 1.5
+ROUNDS = 64  # single rounds swing by +-15 % on a shared 2-vCPU VM: many short pairs average that out
+ROUND_SECONDS = 0.5
 WARMUP_SECONDS = 1.0
 CONNECTIONS = 8
 MAX_REQUESTS_PER_ROUND = 200_000
@@ -163,6 +169,10 @@ def main() -> dict:
 
     errors = sum(r[kind]["other"] for r in rounds for kind in ("gated", "ungated"))
     tmds_rps = fetches / measured_s
+    # The guard's promise is "fetches at least one TTL apart". n such fetches fit in a
+    # window of (n - 1) x TTL, so a plain rate over a window can read a hair above 1/TTL
+    # from the window's edges alone; the check allows exactly that one fetch.
+    fetches_allowed = math.floor(measured_s / CACHE_TTL_S) + 1
     result = {
         "gated_requests_per_s": round(gated_rps, 1),
         "ungated_requests_per_s": round(ungated_rps, 1),
@@ -181,6 +191,7 @@ def main() -> dict:
         "measured_seconds": round(measured_s, 2),
         "metadata_requests_per_s": round(tmds_rps, 3),
         "metadata_requests_per_s_target": round(1 / CACHE_TTL_S, 3),
+        "metadata_requests_allowed": fetches_allowed,
         "cache_ttl_s": CACHE_TTL_S,
         "method": (
             f"{ROUNDS} interleaved rounds of {ROUND_SECONDS} s per endpoint, order flipped each round, "
@@ -188,7 +199,7 @@ def main() -> dict:
             "app = python -m clock_app (uvicorn, access log off) against the TMDS emulator"
         ),
     }
-    result["targets_met"] = ratio >= RATIO_TARGET and tmds_rps <= 1 / CACHE_TTL_S and errors == 0
+    result["targets_met"] = ratio >= RATIO_TARGET and fetches <= fetches_allowed and errors == 0
     for key, value in result.items():
         print(f"  {key}: {value}")
     return result

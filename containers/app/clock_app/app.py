@@ -14,13 +14,13 @@ from clock_app.counters import OperationCounters
 from clock_app.guard import ClockGuard, ClockReader
 from clock_app.history import ReadingHistory
 from clock_app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from clock_app.models import ErrorBody, OperationRequest, UngatedOperationResult
+from clock_app.models import ErrorBody, OperationRequest
 from clock_app.services import Services
 from clock_app.settings import AppSettings
 
 log = logging.getLogger("clock_app")
 
-UNGATED_PATH = "/api/bench/operations-ungated"
+UNGATED_PATH = api.UNGATED_PATH
 
 DESCRIPTION = """\
 A clock-aware service for ECS Fargate. It reads the task's `ClockDrift` from the task
@@ -82,9 +82,7 @@ def create_app(settings: AppSettings, *, reader: ClockReader | None = None) -> F
     app.state.services = svc
     app.include_router(api.router)
     if settings.bench_routes:
-        app.add_api_route(
-            UNGATED_PATH, api.run_operation_ungated, methods=["POST"], include_in_schema=False, response_model=UngatedOperationResult
-        )
+        app.include_router(api.bench_router)
     if settings.local_mode:
         app.include_router(local.router)
     app.include_router(page.router)
