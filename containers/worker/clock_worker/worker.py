@@ -7,7 +7,6 @@ killed, the sink sends what it still holds, and the process exits 0, all within
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -16,6 +15,7 @@ from types import FrameType
 from typing import Protocol
 
 from clockcore import contract
+from clockcore.heap import freeze_start_up_heap
 
 from clock_worker.app_stats import AppStatsPoller
 from clock_worker.cron import CronRunner
@@ -62,22 +62,6 @@ def make_sink(settings: WorkerSettings) -> Sink:
     from clock_worker.sink_emf import EmfSink
 
     return EmfSink(namespace=settings.namespace, storage_resolution=settings.storage_resolution)
-
-
-def freeze_start_up_heap() -> int:
-    """Collect start-up garbage once, then take every object still alive out of the
-    garbage collector's view; returns how many objects that is.
-
-    Why: what start-up builds (modules, boto3's and botocore's service models: some
-    60,000 tracked objects with the CloudWatch sink) lives as long as the process, yet
-    every full collection walked all of it: about 35 ms of CPU each on the benchmark
-    machine, a third of the CloudWatch sink's per-minute budget at 1 Hz. Frozen, they
-    are skipped; later collections scan only what the sampling loop allocates. Called
-    once, after the sink exists and before the first sample.
-    """
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
 
 
 class Worker:
