@@ -144,16 +144,22 @@ def test_at_1_hz_steady_samples_go_five_to_a_call():
     sink.close(deadline_monotonic=time.monotonic() + 2)
 
 
-def test_a_sample_that_changes_what_an_alarm_sees_goes_at_once_with_everything_waiting():
+def _first_sent_then_two_waiting(*, max_delay_s: float) -> tuple[FakeClient, FakeMonotonic, CloudWatchSink]:
+    """A 1 Hz sink whose first sample went at once and whose samples 1 and 2 wait."""
     client, clock = FakeClient(), FakeMonotonic()
-    sink = make_sink(client, interval_s=1.0, max_delay_s=5.0, monotonic=clock)
+    sink = make_sink(client, interval_s=1.0, max_delay_s=max_delay_s, monotonic=clock)
     sink.publish(sample(0))
     client.wait_for_calls(1)
     for second in (1, 2):
         clock.now += 1.0
         sink.publish(sample(second))
     settle()
-    assert len(client.batches()) == 1
+    assert client.batches() == [stamps(0)]
+    return client, clock, sink
+
+
+def test_a_sample_that_changes_what_an_alarm_sees_goes_at_once_with_everything_waiting():
+    client, clock, sink = _first_sent_then_two_waiting(max_delay_s=5.0)
     clock.now += 1.0
     sink.publish(sample(3, bound=9.25))  # over the threshold
     assert client.wait_for_calls(2) == [stamps(0), stamps(1, 2, 3)]
@@ -205,15 +211,7 @@ def test_the_oldest_waiting_sample_goes_at_the_max_delay_without_a_new_sample():
 
 
 def test_close_sends_what_is_waiting():
-    client, clock = FakeClient(), FakeMonotonic()
-    sink = make_sink(client, interval_s=1.0, max_delay_s=60.0, monotonic=clock)
-    sink.publish(sample(0))
-    client.wait_for_calls(1)
-    for second in (1, 2):
-        clock.now += 1.0
-        sink.publish(sample(second))
-    settle()
-    assert len(client.batches()) == 1
+    client, _clock, sink = _first_sent_then_two_waiting(max_delay_s=60.0)
     sink.close(deadline_monotonic=time.monotonic() + 2)
     assert client.batches() == [stamps(0), stamps(1, 2)]
     assert len(sink.buffer) == 0
