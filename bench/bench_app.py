@@ -6,9 +6,10 @@ body, makes the same operation id and stamps a time, but never asks the clock: n
 lookup, no verdict, no counters, no bounded time. It is routed the way the gated route
 is (an included APIRouter: FastAPI dispatches a route added straight to the app through
 fewer layers, which gave the twin a 5-10 % head start that had nothing to do with the
-gate). So the ratio prices everything the gate adds, and only that. A load generator in a separate process (keep-alive HTTP/1.1 connections in threads)
-alternates gated and ungated rounds, flipping the order each round, on loopback only,
-bounded by time and by request count.
+gate). So the ratio prices everything the gate adds, and only that. A load generator in
+a separate process (keep-alive HTTP/1.1 connections in threads) alternates gated and
+ungated rounds, flipping the order each round, on loopback only, bounded by time and by
+request count.
 
 Targets: gated/ungated requests per second >= 0.9; metadata requests per second under
 that load <= 1/TTL (the emulator counts every task document it serves; the check allows
@@ -37,7 +38,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS = REPO / "containers"
 GATED = "/api/operations"
-UNGATED = "/api/bench/operations-ungated"  # clock_app.app.UNGATED_PATH
 BODY = json.dumps({"label": "bench"}).encode()
 
 ROUNDS = 64  # single rounds swing by +-15 % on a shared 2-vCPU VM: many short pairs average that out
@@ -117,7 +117,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> dict:
-    sys.path.insert(0, str(REPO))
+    sys.path[:0] = [str(REPO), str(CONTAINERS), str(CONTAINERS / "app")]
+    from clock_app.api import UNGATED_PATH as UNGATED  # the twin's one definition
     from emulator import Emulator
 
     port = _free_port()

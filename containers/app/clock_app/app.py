@@ -20,8 +20,6 @@ from clock_app.settings import AppSettings
 
 log = logging.getLogger("clock_app")
 
-UNGATED_PATH = api.UNGATED_PATH
-
 DESCRIPTION = """\
 A clock-aware service for ECS Fargate. It reads the task's `ClockDrift` from the task
 metadata endpoint v4 on demand (through a short cache shared by all requests), judges
@@ -95,4 +93,4 @@ def create_app(settings: AppSettings, *, reader: ClockReader | None = None) -> F
     return app
 
 
-__all__ = ["UNGATED_PATH", "create_app", "OperationRequest"]
+__all__ = ["create_app", "OperationRequest"]
