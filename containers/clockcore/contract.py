@@ -47,6 +47,9 @@ METRICS_BY_NAME = {spec.name: spec for spec in ALL_METRICS}
 SERVICE_DIMENSION = "Service"
 # Per task: for dashboards (SEARCH) and the Metrics Insights alarm grouped by TaskID.
 CLUSTER_DIMENSION = "ClusterName"
+# The ECS service name as the task metadata reports it. Fargate may not send it (the
+# English v4 reference does not list it; the AWS sample says it is not available), so
+# nothing an alarm filters on depends on it: the worker logs it as information only.
 SERVICE_NAME_DIMENSION = "ServiceName"
 FAMILY_DIMENSION = "Family"
 TASK_ID_DIMENSION = "TaskID"
@@ -66,10 +69,12 @@ class MetricsProfile:
     per_task_metrics: tuple[str, ...]
 
 
+# Per task: the deploy-time `Service` value (what alarms and dashboards filter on) and
+# the task's id, which the agent always reports.
 STANDARD_PROFILE = MetricsProfile(
     name="standard",
     namespace=DEFAULT_NAMESPACE,
-    per_task_dimensions=(CLUSTER_DIMENSION, SERVICE_NAME_DIMENSION, TASK_ID_DIMENSION),
+    per_task_dimensions=(SERVICE_DIMENSION, TASK_ID_DIMENSION),
     per_task_metrics=DEFAULT_PER_TASK_METRICS,
 )
 # The seed's dimension set (ClusterName, Family, TaskID) in its namespace, with its

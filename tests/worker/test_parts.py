@@ -105,10 +105,10 @@ def test_a_reading_gives_every_clock_metric_with_units():
     assert metrics.timestamp == NOW
     assert metrics.service_dimensions == (("Service", "orders"),)
     assert metrics.task_dimensions == (
-        ("ClusterName", "default"),
-        ("ServiceName", "MyService"),
+        ("Service", "orders"),
         ("TaskID", "e9028f8d5d8e4f258373e7b93ce9a3c3"),
     )
+    assert metrics.task_properties == (("ServiceName", "MyService"),)
     assert [metric.spec.name for metric in metrics.per_task_values] == ["EffectiveClockErrorBound"]
     assert metrics.datum_count == 6
 
@@ -122,16 +122,20 @@ def test_no_reference_time_means_no_reference_age_metric():
     assert metrics.per_task_values == ()
 
 
-def test_a_task_without_service_name_keeps_the_dimension_keys(caplog):
+def test_the_per_task_set_does_not_depend_on_the_metadata_service_name():
+    """Fargate may omit ServiceName: the alarms' per-task filter must not change with it."""
     builder = MetricBuilder(profile=contract.STANDARD_PROFILE, service_name="orders", per_task_metrics=("ClockErrorBound",))
+    with_name = builder.build(reading())
     document = task_document()
     del document["ServiceName"]
-    with caplog.at_level("INFO", logger="clock_worker"):
-        first = builder.build(parse_task_document(document, sampled_at=NOW, max_drift_ppm=15))
-        builder.build(parse_task_document(document, sampled_at=NOW, max_drift_ppm=15))
-    assert dict(first.task_dimensions)["ServiceName"] == "orders"
-    fallback_logs = [r for r in caplog.records if getattr(r, "event", "") == "service_name_fallback"]
-    assert len(fallback_logs) == 1  # logged once, not per sample
+    without_name = MetricBuilder(
+        profile=contract.STANDARD_PROFILE, service_name="orders", per_task_metrics=("ClockErrorBound",)
+    ).build(parse_task_document(document, sampled_at=NOW, max_drift_ppm=15))
+    assert without_name.task_dimensions == with_name.task_dimensions == (
+        ("Service", "orders"),
+        ("TaskID", "e9028f8d5d8e4f258373e7b93ce9a3c3"),
+    )
+    assert without_name.task_properties == ()
 
 
 def test_seed_profile_dimensions():
@@ -191,10 +195,12 @@ def test_emf_document_has_a_service_and_a_per_task_directive():
     assert {m["Name"] for m in service["Metrics"]} == {
         "ClockErrorBound", "EffectiveClockErrorBound", "ClockSynchronized", "ClockReferenceAge", "ClockSampleFailures"
     }
-    assert per_task["Dimensions"] == [["ClusterName", "ServiceName", "TaskID"]]
+    assert per_task["Dimensions"] == [["Service", "TaskID"]]
     assert per_task["Metrics"] == [{"Name": "EffectiveClockErrorBound", "Unit": "Milliseconds", "StorageResolution": 1}]
     assert document["_aws"]["Timestamp"] == int(NOW.timestamp() * 1000)
     assert document["Service"] == "orders" and document["TaskID"] == "e9028f8d5d8e4f258373e7b93ce9a3c3"
+    # The metadata's ServiceName rides along as information, in no dimension set.
+    assert document["ServiceName"] == "MyService"
 
 
 def test_emf_at_standard_resolution_omits_storage_resolution():
@@ -250,8 +256,11 @@ def test_cloudwatch_datums_carry_both_sets_timestamp_unit_resolution():
     datums = datums_for(builder.build(reading()), storage_resolution=1)
     assert len(datums) == 6
     assert all(d["Timestamp"] == NOW and d["StorageResolution"] == 1 for d in datums)
-    per_task = [d for d in datums if len(d["Dimensions"]) == 3]
+    per_task = [d for d in datums if len(d["Dimensions"]) == 2]
     assert [(d["MetricName"], d["Unit"]) for d in per_task] == [("EffectiveClockErrorBound", "Milliseconds")]
+    assert per_task[0]["Dimensions"] == [
+        {"Name": "Service", "Value": "orders"}, {"Name": "TaskID", "Value": "e9028f8d5d8e4f258373e7b93ce9a3c3"}
+    ]
     assert all(d["Dimensions"] == [{"Name": "Service", "Value": "orders"}] for d in datums if d not in per_task)
 
 

@@ -157,7 +157,7 @@ def test_published_metrics_as_cloudwatch_holds_them(tmp_path, emulator, cloudwat
         for metric in client.list_metrics(Namespace=namespace)["Metrics"]
     }
     service = (("Service", "orders"),)
-    per_task = (("ClusterName", "clock-demo-cluster"), ("ServiceName", "clock-demo-service"), ("TaskID", TASK_ID))
+    per_task = (("Service", "orders"), ("TaskID", TASK_ID))
     assert listed == {(name, service) for name in [*SERVICE_METRICS, "OperationsAllowed", "OperationsRefused"]} | {
         ("EffectiveClockErrorBound", per_task)
     }

@@ -34,11 +34,10 @@ def test_emf_lines_follow_the_spec_and_the_contract(tmp_path, emulator, start_wo
             "ClockErrorBound", "EffectiveClockErrorBound", "ClockSynchronized", "ClockReferenceAge", "ClockSampleFailures"
         ]
         assert all(m["StorageResolution"] == 1 for m in service["Metrics"])  # 1 s interval: high resolution
-        assert per_task["Dimensions"] == [["ClusterName", "ServiceName", "TaskID"]]
+        assert per_task["Dimensions"] == [["Service", "TaskID"]]
         assert [m["Name"] for m in per_task["Metrics"]] == ["EffectiveClockErrorBound"]
         assert document["Service"] == "orders"
-        assert document["ClusterName"] == "clock-demo-cluster"
-        assert document["ServiceName"] == "clock-demo-service"
+        assert document["ServiceName"] == "clock-demo-service"  # information, no dimension
         assert document["TaskID"] == "0123456789abcdef0123456789abcdef"
         assert document["ClockErrorBound"] == 0.446931
         assert document["ClockSynchronized"] == 1

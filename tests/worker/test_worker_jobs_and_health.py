@@ -1,4 +1,4 @@
-"""Cron jobs next to sampling, the heartbeat health check, and the ServiceName fallback,
+"""Cron jobs next to sampling, the heartbeat health check, and a task without ServiceName,
 with the worker as a real process."""
 
 from __future__ import annotations
@@ -82,14 +82,15 @@ def test_health_check_follows_the_heartbeat(tmp_path, emulator, start_worker):
     assert bad.returncode == 1 and "CLOCK_INTERVAL_SECONDS" in bad.stderr
 
 
-def test_a_task_without_service_name_uses_the_configured_one_and_logs_it_once(tmp_path, emulator, start_worker):
+def test_a_task_without_service_name_publishes_the_same_per_task_set(tmp_path, emulator, start_worker):
     emulator.set_scenario("ok", service_name=None)
     env = base_env(tmp_path, ECS_CONTAINER_METADATA_URI_V4=emulator.metadata_uri, CLOCK_SERVICE_NAME="orders")
     worker = start_worker(env)
     lines = worker.wait_for_emf(3, timeout_s=10)
     worker.terminate()
-    assert all(document["ServiceName"] == "orders" for document in lines)
-    assert len(worker.logs("service_name_fallback")) == 1
+    for document in lines:
+        assert document["_aws"]["CloudWatchMetrics"][1]["Dimensions"] == [["Service", "TaskID"]]
+        assert document["Service"] == "orders" and "ServiceName" not in document
 
 
 def test_emf_mode_loads_neither_boto3_nor_croniter_it_does_not_need():

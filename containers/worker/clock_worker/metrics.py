@@ -2,13 +2,13 @@
 
 Every metric carries the service-level set `{Service: CLOCK_SERVICE_NAME}` (alarms name
 it at deploy time); the metrics listed in `per_task_metrics` are also published under
-the profile's per-task set (dashboards, Metrics Insights by TaskID). Both sinks consume
+the profile's per-task set (dashboards, Metrics Insights by TaskID). The metadata's
+`ServiceName`, which Fargate may omit, is carried as information only. Both sinks consume
 the same `SampleMetrics`, so EMF and PutMetricData publish identical data.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,12 +16,10 @@ from clockcore import ClockReading, TaskIdentity, contract
 from clockcore.contract import MetricSpec, MetricsProfile
 
 from clock_worker.app_stats import OperationDeltas
-from clock_worker.logs import log_event
 from clock_worker.sampler import SampleFailure, SampleOutcome
 
-log = logging.getLogger("clock_worker.metrics")
-
 Dimensions = tuple[tuple[str, str], ...]
+Properties = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,8 @@ class SampleMetrics:
     # None until a task document has told us who the task is.
     task_dimensions: Dimensions | None
     per_task_metrics: frozenset[str]
+    # Information about the task that is no dimension (the metadata's ServiceName).
+    task_properties: Properties = ()
 
     def value_of(self, name: str) -> float | None:
         for metric in self.values:
@@ -65,32 +65,26 @@ class MetricBuilder:
         self._per_task_metrics = frozenset(per_task_metrics)
         self._service_dimensions: Dimensions = tuple(contract.service_dimensions(service_name).items())
         self._task_dimensions: Dimensions | None = None
+        self._task_properties: Properties = ()
         self._identity: TaskIdentity | None = None
-        self._fallback_logged = False
 
     def task_dimensions_for(self, identity: TaskIdentity) -> Dimensions:
+        # Only values the agent always reports, or fixed at deploy time: the alarms and
+        # dashboards filter on them, so none may depend on an optional metadata field.
         values: dict[str, str] = {
+            contract.SERVICE_DIMENSION: self._service_name,
             contract.CLUSTER_DIMENSION: identity.cluster_name,
             contract.FAMILY_DIMENSION: identity.family,
             contract.TASK_ID_DIMENSION: identity.task_id,
         }
-        if contract.SERVICE_NAME_DIMENSION in self._profile.per_task_dimensions:
-            if identity.service_name:
-                values[contract.SERVICE_NAME_DIMENSION] = identity.service_name
-            else:
-                # A task not started by a service (RunTask) has no ServiceName. The seed's
-                # dimension set changed shape then; ours keeps its keys and names the
-                # configured service instead.
-                values[contract.SERVICE_NAME_DIMENSION] = self._service_name
-                if not self._fallback_logged:
-                    self._fallback_logged = True
-                    log_event(
-                        log, logging.INFO, "service_name_fallback",
-                        f"task has no ServiceName; the per-task {contract.SERVICE_NAME_DIMENSION} dimension uses "
-                        f"the configured service name {self._service_name!r}",
-                        task_id=identity.task_id,
-                    )
         return tuple((name, values[name]) for name in self._profile.per_task_dimensions)
+
+    @staticmethod
+    def task_properties_for(identity: TaskIdentity) -> Properties:
+        """What the task metadata says beyond the dimensions, as information (EMF log fields)."""
+        if identity.service_name:
+            return ((contract.SERVICE_NAME_DIMENSION, identity.service_name),)
+        return ()
 
     def build(self, outcome: SampleOutcome, operations: OperationDeltas | None = None) -> SampleMetrics:
         values: list[MetricValue] = []
@@ -103,6 +97,7 @@ class MetricBuilder:
             if reading.identity != self._identity:
                 self._identity = reading.identity
                 self._task_dimensions = self.task_dimensions_for(reading.identity)
+                self._task_properties = self.task_properties_for(reading.identity)
             values.append(MetricValue(contract.CLOCK_ERROR_BOUND, reading.bound_ms))
             values.append(MetricValue(contract.EFFECTIVE_BOUND, reading.effective_bound_ms))
             values.append(MetricValue(contract.CLOCK_SYNCHRONIZED, 1.0 if reading.synchronized else 0.0))
@@ -120,4 +115,5 @@ class MetricBuilder:
             service_dimensions=self._service_dimensions,
             task_dimensions=self._task_dimensions,
             per_task_metrics=self._per_task_metrics,
+            task_properties=self._task_properties,
         )

@@ -52,6 +52,8 @@ def emf_document(metrics: SampleMetrics, *, namespace: str, storage_resolution: 
         document[name] = value
     for name, value in metrics.task_dimensions or ():
         document[name] = value
+    for name, value in metrics.task_properties:
+        document.setdefault(name, value)
     for metric in metrics.values:
         document[metric.spec.name] = metric.value
     return document
@@ -73,13 +75,15 @@ class EmfSink:
             metrics.service_dimensions,
             metrics.task_dimensions,
             metrics.per_task_metrics,
+            metrics.task_properties,
         )
         fragments = self._fragments.get(shape)
         if fragments is None:
             document = emf_document(metrics, namespace=self._namespace, storage_resolution=self._storage_resolution)
             directives = json.dumps(document["_aws"]["CloudWatchMetrics"], separators=(",", ":"))
             members = json.dumps(
-                dict((*metrics.service_dimensions, *(metrics.task_dimensions or ()))), separators=(",", ":")
+                {name: value for name, value in document.items() if name != "_aws" and isinstance(value, str)},
+                separators=(",", ":"),
             )[1:-1]
             fragments = (directives, members)
             if len(self._fragments) > 64:
