@@ -23,6 +23,7 @@ import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from clock_stack.demo_stack import ClockDemoStack, DemoConfig  # noqa: E402
+from clock_stack.settings import ClockPropsError  # noqa: E402
 
 
 def build_app(app: cdk.App | None = None) -> cdk.App:
@@ -40,5 +41,15 @@ def build_app(app: cdk.App | None = None) -> cdk.App:
     return app
 
 
+def main() -> int:
+    """`cdk synth` runs this: a bad context value is one line naming the key, no traceback."""
+    try:
+        build_app().synth()
+    except ClockPropsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    build_app().synth()
+    sys.exit(main())

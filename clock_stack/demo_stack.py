@@ -6,12 +6,14 @@ Its settings come from CDK context (`cdk.json`, or `cdk synth -c clock:desiredCo
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 
@@ -44,7 +46,11 @@ class DemoConfig:
     maxDriftPpm: float = contract.DEFAULT_MAX_DRIFT_PPM
     sink: str = contract.DEFAULT_SINK
     namespace: str = contract.DEFAULT_NAMESPACE
-    serviceName: str = contract.DEFAULT_SERVICE_NAME
+    # The `Service` dimension value the alarms filter on. Empty: stack name + construct
+    # path, unique per stack, so two demo stacks in one account never share alarm series.
+    serviceName: str = ""
+    # Who may reach the load balancer: comma-separated CIDRs. Empty: anyone (IPv4 and IPv6).
+    allowedCidrs: str = ""
     alarmEmail: str = ""
     certificateArn: str = ""
     enableExecuteCommand: bool = False
@@ -76,7 +82,24 @@ class DemoConfig:
             )
         if config.natGateways not in (1, 2):
             raise ClockPropsError(f"context {CONTEXT_PREFIX}natGateways must be 1 or 2, got {config.natGateways}")
+        config.ingress_peers()  # refuses a bad CIDR now, with the key's name
         return config
+
+    def ingress_peers(self) -> list[ec2.IPeer] | None:
+        """`allowedCidrs` as peers; None (the construct's default: anyone) when empty."""
+        if not self.allowedCidrs:
+            return None
+        peers: list[ec2.IPeer] = []
+        for text in (part.strip() for part in self.allowedCidrs.split(",")):
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError as error:
+                raise ClockPropsError(
+                    f"context {CONTEXT_PREFIX}allowedCidrs must be comma-separated CIDRs like "
+                    f"203.0.113.0/24,2001:db8::/32, got {text!r} ({error})"
+                ) from None
+            peers.append(ec2.Peer.ipv4(str(network)) if network.version == 4 else ec2.Peer.ipv6(str(network)))
+        return peers
 
     def resolved_region(self, environment: Mapping[str, str]) -> str:
         return self.region or environment.get("CDK_DEFAULT_REGION") or FALLBACK_REGION
@@ -151,7 +174,8 @@ class ClockDemoStack(Stack):
             max_drift_ppm=config.maxDriftPpm,
             sink=config.sink,
             namespace=config.namespace,
-            clock_service_name=config.serviceName,
+            clock_service_name=config.serviceName or None,
+            ingress_peers=config.ingress_peers(),
             alarm_email=config.alarmEmail or None,
             certificate=certificate,
             access_logs_bucket=self.access_logs.bucket,

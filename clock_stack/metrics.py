@@ -16,23 +16,34 @@ from clockcore import contract
 from clock_stack.settings import ClockSettings
 
 # CloudWatch accepts high-resolution alarm periods of 10, 20 and 30 s (CDK's Metric
-# rejects 20), otherwise multiples of 60 s.
+# rejects 20) on data stored at 1-second resolution, otherwise multiples of 60 s.
 _HIGH_RESOLUTION_PERIODS = (10, 30)
-# Metrics Insights alarms aggregate to one minute whatever the storage resolution.
-METRICS_INSIGHTS_PERIOD = Duration.minutes(1)
+# The worker stores at 1-second resolution below a 60 s interval (contract: high resolution).
+_HIGH_RESOLUTION_BELOW_INTERVAL = 60.0
 
 
 def alarm_period(interval_seconds: float) -> Duration:
-    """The shortest alarm period that sees at least one sample from every task."""
-    for seconds in _HIGH_RESOLUTION_PERIODS:
-        if interval_seconds <= seconds:
-            return Duration.seconds(seconds)
-    return Duration.minutes(math.ceil(interval_seconds / 60))
+    """The shortest alarm period that holds a sample of every task however the samples fall.
+
+    A task samples every `interval_seconds`, but not in step with CloudWatch's period
+    boundaries, and a sample can come late by up to an interval (a slow metadata answer,
+    a retry). A period at least twice the interval always holds one of its samples, so
+    with the Maximum statistic one bad task makes every period breach: no period of
+    healthy values only can break an M-of-M chain.
+    """
+    needed = 2 * interval_seconds
+    if interval_seconds < _HIGH_RESOLUTION_BELOW_INTERVAL:
+        for seconds in _HIGH_RESOLUTION_PERIODS:
+            if needed <= seconds:
+                return Duration.seconds(seconds)
+    return Duration.minutes(math.ceil(needed / 60))
 
 
-def no_data_period(interval_seconds: float) -> Duration:
-    """Period for the "no data" alarm: a whole minute at least, so a late line is not an outage."""
-    return Duration.minutes(max(1, math.ceil(interval_seconds / 60)))
+def minute_period(interval_seconds: float) -> Duration:
+    """Whole minutes, at least twice the interval: the "no data" alarm (a late line is not
+    an outage) and the Metrics Insights alarm (it aggregates to one minute whatever the
+    storage resolution) use it."""
+    return Duration.minutes(max(1, math.ceil(2 * interval_seconds / 60)))
 
 
 def _quote(text: str) -> str:
@@ -42,16 +53,25 @@ def _quote(text: str) -> str:
 class ClockMetrics:
     """Metric factory for one monitored service.
 
-    `task_filter` names the per-task dimension values known at synth time (they may be
-    tokens, such as the ECS service name); they scope the SEARCH and Metrics Insights
-    queries to this service's tasks.
+    `task_filter` names per-task dimension values known at deploy time (they may be
+    tokens, such as the cluster name); those of the profile's per-task set scope the
+    SEARCH and Metrics Insights queries. The `Service` value is always among them.
+    `ecs_service` (cluster name, service name) is the ECS service the tasks run in, if known.
     """
 
-    def __init__(self, *, settings: ClockSettings, task_filter: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: ClockSettings,
+        task_filter: Mapping[str, str] | None = None,
+        ecs_service: tuple[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.period = alarm_period(settings.interval_seconds)
+        self.ecs_service = ecs_service
         known = set(settings.profile.per_task_dimensions)
-        self.task_filter = {name: value for name, value in (task_filter or {}).items() if name in known}
+        fixed = {**(task_filter or {}), contract.SERVICE_DIMENSION: settings.service_name}
+        self.task_filter = {name: value for name, value in fixed.items() if name in known}
 
     @property
     def namespace(self) -> str:
@@ -94,7 +114,7 @@ class ClockMetrics:
         return self.service_metric(
             contract.CLOCK_SYNCHRONIZED,
             statistic="SampleCount",
-            period=no_data_period(self.settings.interval_seconds),
+            period=minute_period(self.settings.interval_seconds),
             label="readings received",
         )
 
@@ -142,5 +162,24 @@ class ClockMetrics:
             expression=self.per_task_insights_query(spec),
             using_metrics={},
             label=f"{spec.name} per task",
-            period=METRICS_INSIGHTS_PERIOD,
+            period=minute_period(self.settings.interval_seconds),
+        )
+
+    # ---------------------------------------------------------------- the ECS service
+    def service_has_tasks(self) -> cloudwatch.Metric | None:
+        """Reports from the ECS service's running tasks (AWS/ECS, every service, 1 per minute).
+
+        None without a known service. With it, "no clock reading" can be told apart from
+        "no task yet": a fresh deploy publishes nothing before its first task runs.
+        """
+        if self.ecs_service is None:
+            return None
+        cluster_name, service_name = self.ecs_service
+        return cloudwatch.Metric(
+            namespace="AWS/ECS",
+            metric_name="CPUUtilization",
+            dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
+            statistic="SampleCount",
+            period=Duration.minutes(1),
+            label="ECS service reports (tasks running)",
         )

@@ -6,6 +6,7 @@ the worker publishes.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -19,15 +20,27 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from clockcore import contract
-from clock_stack.metrics import ClockMetrics, no_data_period
+from clock_stack.metrics import ClockMetrics, alarm_period, minute_period
 from clock_stack.settings import ClockPropsError
 
 # Enough to catch a typo, not an RFC 5322 parser: SNS confirms the address anyway.
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Consecutive periods over the threshold before the bound alarm fires: one jittery
-# sample is not an incident, three in a row (30 s at the default interval) are.
-BOUND_EVALUATION_PERIODS = 3
+# Consecutive periods over the threshold before the bound and sync alarms fire. Each
+# period is at least twice the sampling interval (`alarm_period`), so a bad task breaches
+# every one of them: one jittery sample is one breaching period, not an incident; a
+# bound over the threshold for two periods (1 min at the default 10 s interval) is.
+BOUND_EVALUATION_PERIODS = 2
 NO_DATA_EVALUATION_PERIODS = 3
+# The ECS service must have reported running tasks this many minutes in a row before
+# silence counts as "stopped publishing": by then its workers have published.
+TASKS_RUNNING_MINUTES = 2
+
+
+def worst_case_detection_seconds(interval_seconds: float) -> int:
+    """From a task's bound going bad to the bound alarm in ALARM (before CloudWatch's own
+    ingestion and evaluation delay): the next sample comes within an interval, it lands in
+    some period, and the following one completes the chain."""
+    return math.ceil(interval_seconds + BOUND_EVALUATION_PERIODS * alarm_period(interval_seconds).to_seconds())
 
 
 @dataclass(frozen=True)
@@ -36,14 +49,22 @@ class ClockAlarms:
 
     bound_over_threshold: cloudwatch.Alarm
     not_synchronized: cloudwatch.Alarm
-    no_data: cloudwatch.Alarm
+    # No reading arrived for NO_DATA_EVALUATION_PERIODS periods.
+    readings_missing: cloudwatch.Alarm
+    # The ECS service has had running tasks for TASKS_RUNNING_MINUTES (a condition, not a
+    # problem: it notifies nobody). None when the construct knows no ECS service.
+    service_has_tasks: cloudwatch.Alarm | None
+    # Readings missing while tasks run: a composite of the two above when the service is
+    # known, else `readings_missing` itself.
+    no_data: cloudwatch.IAlarm
     # None when no bound metric is published per task (per_task_metrics without one).
     task_bound_over_threshold: cloudwatch.Alarm | None
     clock_unhealthy: cloudwatch.CompositeAlarm
 
     @property
     def metric_alarms(self) -> list[cloudwatch.Alarm]:
-        alarms = [self.bound_over_threshold, self.not_synchronized, self.no_data]
+        """The alarms that say something is wrong (the running-tasks condition is not one)."""
+        alarms = [self.bound_over_threshold, self.not_synchronized, self.readings_missing]
         if self.task_bound_over_threshold is not None:
             alarms.append(self.task_bound_over_threshold)
         return alarms
@@ -159,12 +180,12 @@ class ClockMonitoring(Construct):
             metric=metrics.synchronized_min(),
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
+            evaluation_periods=BOUND_EVALUATION_PERIODS,
+            datapoints_to_alarm=BOUND_EVALUATION_PERIODS,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        no_data_minutes = int(no_data_period(settings.interval_seconds).to_minutes()) * NO_DATA_EVALUATION_PERIODS
-        no_data = cloudwatch.Alarm(
+        no_data_minutes = int(minute_period(settings.interval_seconds).to_minutes()) * NO_DATA_EVALUATION_PERIODS
+        readings_missing = cloudwatch.Alarm(
             self,
             "NoData",
             alarm_description=(
@@ -178,6 +199,39 @@ class ClockMonitoring(Construct):
             datapoints_to_alarm=NO_DATA_EVALUATION_PERIODS,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
+        service_has_tasks: cloudwatch.Alarm | None = None
+        no_data: cloudwatch.IAlarm = readings_missing
+        tasks_metric = metrics.service_has_tasks()
+        if tasks_metric is not None:
+            # Before the first task of a fresh deploy runs there is no reading and no
+            # task: silence then is not an outage, and must not notify. Silence while the
+            # service has run tasks for a while is.
+            service_has_tasks = cloudwatch.Alarm(
+                self,
+                "ServiceHasRunningTasks",
+                alarm_description=(
+                    f"Condition, not a problem (notifies nobody): the ECS service of {settings.service_name} "
+                    f"has reported running tasks for {TASKS_RUNNING_MINUTES} min. NoDataWhileRunning uses it."
+                ),
+                metric=tasks_metric,
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=TASKS_RUNNING_MINUTES,
+                datapoints_to_alarm=TASKS_RUNNING_MINUTES,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            no_data = cloudwatch.CompositeAlarm(
+                self,
+                "NoDataWhileRunning",
+                alarm_description=(
+                    f"The ECS service of {settings.service_name} runs tasks but no clock reading arrived for "
+                    f"{no_data_minutes} min"
+                ),
+                alarm_rule=cloudwatch.AlarmRule.all_of(
+                    cloudwatch.AlarmRule.from_alarm(readings_missing, cloudwatch.AlarmState.ALARM),
+                    cloudwatch.AlarmRule.from_alarm(service_has_tasks, cloudwatch.AlarmState.ALARM),
+                ),
+            )
         task_bound: cloudwatch.Alarm | None = None
         spec = metrics.per_task_bound_spec
         if spec is not None:
@@ -191,8 +245,8 @@ class ClockMonitoring(Construct):
                 metric=metrics.per_task_insights(spec),
                 threshold=threshold,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=2,
-                datapoints_to_alarm=2,
+                evaluation_periods=BOUND_EVALUATION_PERIODS,
+                datapoints_to_alarm=BOUND_EVALUATION_PERIODS,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         rules = [cloudwatch.AlarmRule.from_alarm(alarm, cloudwatch.AlarmState.ALARM) for alarm in (bound, not_synchronized, no_data)]
@@ -207,6 +261,8 @@ class ClockMonitoring(Construct):
         return ClockAlarms(
             bound_over_threshold=bound,
             not_synchronized=not_synchronized,
+            readings_missing=readings_missing,
+            service_has_tasks=service_has_tasks,
             no_data=no_data,
             task_bound_over_threshold=task_bound,
             clock_unhealthy=unhealthy,

@@ -20,7 +20,7 @@ from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitect
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.settings import ClockPropsError, ClockSettings
-from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check
+from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check, exec_linux_parameters
 from clock_stack.task_monitoring import ClockTaskMonitoring, default_clock_service_name
 
 APP_CONTAINER_NAME = "app"
@@ -35,6 +35,40 @@ FARGATE_MEMORY_BY_CPU: dict[int, range] = {
     16384: range(32768, 122880 + 1, 8192),
 }
 MAX_TASKS = 1000  # ECS's per-service task quota
+
+
+# Who may reach the listeners when the caller does not say: anyone, IPv4 and IPv6.
+_ANYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def _ingress_peers(peers: Sequence[ec2.IPeer] | None) -> tuple[ec2.IPeer, ...]:
+    if peers is None:
+        return (ec2.Peer.any_ipv4(), ec2.Peer.any_ipv6())
+    if isinstance(peers, (str, bytes)) or not isinstance(peers, Sequence):
+        raise ClockPropsError(
+            f"ingress_peers must be a list of ec2.Peer (e.g. [ec2.Peer.ipv4('203.0.113.0/24')]), got {peers!r}"
+        )
+    for peer in peers:
+        if not hasattr(peer, "to_ingress_rule_config"):
+            raise ClockPropsError(
+                f"ingress_peers must hold ec2.Peer values (ec2.Peer.ipv4(...), ec2.Peer.prefix_list(...), a "
+                f"security group), got {peer!r}"
+            )
+    return tuple(peers)
+
+
+def _readonly_root(app_readonly_root_filesystem: bool | None, enable_execute_command: bool) -> bool:
+    """Read-only by default; ECS Exec needs a writable root (AWS: the SSM agent it injects
+    writes under /var/lib/amazon and /var/log/amazon), so with Exec the default flips."""
+    if app_readonly_root_filesystem is None:
+        return not enable_execute_command
+    if app_readonly_root_filesystem and enable_execute_command:
+        raise ClockPropsError(
+            "enable_execute_command=True needs writable container root filesystems (ECS Exec's SSM agent "
+            "writes to them; AWS does not support Exec with readonlyRootFilesystem): drop "
+            "app_readonly_root_filesystem=True, or turn Exec off"
+        )
+    return bool(app_readonly_root_filesystem)
 
 
 def _memory_choices(cpu: int) -> str:
@@ -57,18 +91,25 @@ class ClockAccurateFargateService(Construct):
         image, container_port: the app [the project's app asset, 8080].
         app_environment: extra app variables [none]; app_health_check: container health
             check [the app image's own; none for other images]; app_readonly_root_filesystem
-            [True, with a writable /tmp volume]; health_check_path: ALB liveness [/healthz].
+            [True with a writable /tmp volume; False with ECS Exec, which needs a writable
+            root]; health_check_path: ALB liveness [/healthz].
         cpu, memory_limit_mib: a Fargate task size [256, 512]; the worker takes <= 128 MiB.
         architecture: X86_64 or ARM64, image assets built to match [X86_64].
         desired_count [2], min_task_count [desired], max_task_count [2 x desired],
             target_cpu_utilization_percent [60]: auto scaling.
         threshold_ms [1.0], interval_seconds [10], sink ["emf"], namespace ["FargateClock"],
             metrics_profile ["standard"], per_task_metrics [the profile's], max_drift_ppm [15],
-            clock_service_name [stack name + construct path]: the clock contract.
+            clock_service_name [stack name + construct path]: the clock contract. The
+            clock_service_name is the `Service` dimension every alarm filters on: it must be
+            unique per account and region, or two services share their alarm series.
         alarm_topic / alarm_email: one of them or neither [an encrypted topic, no subscription].
         certificate: HTTPS with an HTTP redirect [none: HTTP].
+        ingress_peers: who may reach the listener ports (80; or 443 and the 80 redirect with
+            a certificate); nothing else is open, whatever the app's feature flags
+            [anyone: ec2.Peer.any_ipv4() and ec2.Peer.any_ipv6()].
         access_logs_bucket, log_alb_access_logs: ALB access logs [a retained bucket, True].
-        enable_execute_command: ECS Exec and its permissions [False].
+        enable_execute_command: ECS Exec, its permissions, an init process, and writable
+            container roots as the SSM agent needs [False].
         log_retention [one month], removal_policy of logs and the topic key [RETAIN].
 
     Raises `ClockPropsError` for an invalid prop before creating anything.
@@ -88,7 +129,7 @@ class ClockAccurateFargateService(Construct):
         container_port: int = APP_PORT,
         app_environment: Mapping[str, str] | None = None,
         app_health_check: ecs.HealthCheck | None = None,
-        app_readonly_root_filesystem: bool = True,
+        app_readonly_root_filesystem: bool | None = None,
         health_check_path: str = "/healthz",
         cpu: int = 256,
         memory_limit_mib: int = 512,
@@ -108,6 +149,7 @@ class ClockAccurateFargateService(Construct):
         alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
         certificate: acm.ICertificate | None = None,
+        ingress_peers: Sequence[ec2.IPeer] | None = None,
         access_logs_bucket: s3.IBucket | None = None,
         log_alb_access_logs: bool = True,
         enable_execute_command: bool = False,
@@ -116,6 +158,8 @@ class ClockAccurateFargateService(Construct):
     ) -> None:
         super().__init__(scope, id)
         # Every prop is validated before any resource exists: a bad one fails fast and clearly.
+        app_readonly_root_filesystem = _readonly_root(app_readonly_root_filesystem, enable_execute_command)
+        ingress_peers = _ingress_peers(ingress_peers)
         min_task_count = desired_count if min_task_count is None else min_task_count
         max_task_count = max(2 * desired_count, min_task_count) if max_task_count is None else max_task_count
         self._validate(
@@ -188,6 +232,7 @@ class ClockAccurateFargateService(Construct):
             health_check=app_health_check,
             logging=awslogs_driver(self.app_log_group, "app"),
             readonly_root_filesystem=app_readonly_root_filesystem,
+            linux_parameters=exec_linux_parameters(self, "AppLinuxParameters") if enable_execute_command else None,
         )
         if app_readonly_root_filesystem:
             add_scratch_volume(self.task_definition, self.app_container, "app-tmp")
@@ -228,12 +273,17 @@ class ClockAccurateFargateService(Construct):
             health_check_grace_period=Duration.seconds(60),
             enable_execute_command=enable_execute_command,
             certificate=certificate,
+            # The construct opens exactly the listener ports to `ingress_peers` below,
+            # whatever the app's feature flags would make the pattern do by default.
+            open_listener=False,
             protocol=elbv2.ApplicationProtocol.HTTPS if https else elbv2.ApplicationProtocol.HTTP,
             redirect_http=https,
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS if https else None,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
         self.service = self.load_balanced.service
+        self.listener_ports = (443, 80) if https else (80,)
+        self._allow_ingress(ingress_peers)
         self.target_group = self.load_balanced.target_group
         # Liveness only: a bad clock makes the app refuse critical work (readiness,
         # /readyz), it must not get healthy tasks killed by the load balancer.
@@ -264,6 +314,7 @@ class ClockAccurateFargateService(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
             settings=settings,
+            enable_execute_command=enable_execute_command,
         )
         self.worker_container = self.clock.worker_container
         self.metrics = self.clock.metrics
@@ -271,6 +322,23 @@ class ClockAccurateFargateService(Construct):
         self.dashboard = self.clock.dashboard
         self.alarm_topic = self.clock.alarm_topic
         self._acknowledge(enable_execute_command=enable_execute_command)
+
+    def _allow_ingress(self, peers: Sequence[ec2.IPeer]) -> None:
+        """Exactly the listener ports, from exactly `peers`: the only inbound rules of the ALB."""
+        for port in self.listener_ports:
+            for peer in peers:
+                self.load_balancer.connections.allow_from(
+                    peer, ec2.Port.tcp(port), f"clients of the {'HTTP' if port == 80 else 'HTTPS'} listener"
+                )
+        if any(peer.unique_id in _ANYWHERE for peer in peers):
+            for security_group in self.load_balancer.connections.security_groups:
+                Validations.of(security_group).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions-EC23",
+                        reason="An internet-facing load balancer for a public service: ingress_peers (default "
+                        "anyone) opens only the listener ports; narrow it with ingress_peers",
+                    )
+                )
 
     def _acknowledge(self, *, enable_execute_command: bool) -> None:
         """cdk-nag findings that have no fix, each with the reason it has none."""

@@ -46,6 +46,12 @@ def container_health_check(command: Sequence[str]) -> ecs.HealthCheck:
     )
 
 
+def exec_linux_parameters(scope: Construct, id: str) -> ecs.LinuxParameters:
+    """What a container needs besides a writable root for ECS Exec: AWS recommends an init
+    process, so the shells Exec starts are reaped."""
+    return ecs.LinuxParameters(scope, id, init_process_enabled=True)
+
+
 def add_scratch_volume(task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition, volume_name: str) -> None:
     """Mount a task-local writable volume at /tmp so the root filesystem can be read-only."""
     # A volume without a host path is task storage that lives as long as the task.
@@ -56,6 +62,8 @@ def add_scratch_volume(task_definition: ecs.TaskDefinition, container: ecs.Conta
 class ClockWorkerSidecar(Construct):
     """Adds the clock worker to `task_definition` as a non-essential, self-restarting sidecar.
 
+    `enable_execute_command`: the task runs with ECS Exec, so the worker's root filesystem
+    stays writable (the SSM agent needs it) and it gets an init process.
     In the `cloudwatch` sink the task role may call `cloudwatch:PutMetricData` for the
     configured namespace only; in the `emf` sink it gets no CloudWatch permission at all
     (the awslogs driver, with the execution role, carries the metric lines).
@@ -73,6 +81,7 @@ class ClockWorkerSidecar(Construct):
         app_port: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        enable_execute_command: bool = False,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(task_definition, ecs.FargateTaskDefinition):
@@ -98,7 +107,10 @@ class ClockWorkerSidecar(Construct):
             environment=settings.worker_environment(app_port=app_port),
             logging=awslogs_driver(self.log_group, "worker"),
             health_check=container_health_check(WORKER_HEALTH_CHECK_COMMAND),
-            readonly_root_filesystem=True,
+            # ECS Exec's SSM agent writes to the container's root; AWS does not support
+            # Exec with a read-only root, so with Exec on the worker's root is writable.
+            readonly_root_filesystem=not enable_execute_command,
+            linux_parameters=exec_linux_parameters(self, "LinuxParameters") if enable_execute_command else None,
             memory_limit_mib=WORKER_MEMORY_LIMIT_MIB,
             stop_timeout=Duration.seconds(10),
         )

@@ -28,10 +28,14 @@ def default_clock_service_name(scope: Construct) -> str:
 class ClockTaskMonitoring(Construct):
     """Add the worker sidecar, its IAM, a dashboard and alarms to `task_definition`.
 
-    `service` (optional) scopes the per-task dashboard and the per-task alarm to that
-    ECS service's tasks; without it they cover every task publishing to the namespace.
-    `clock_service_name` is the value of the `Service` dimension the alarms watch
-    (default: stack name + construct path).
+    `clock_service_name` is the value of the `Service` dimension every alarm and widget
+    filters on (default: stack name + construct path). It must be unique per account
+    and region: two services publishing the same value share their alarm series.
+    `service` (optional, recommended) is the ECS service running the task definition:
+    with it the no-data alarm fires only while that service runs tasks (a fresh deploy
+    does not notify), and its tasks start only after the worker's IAM policy exists.
+    `enable_execute_command`: set it when the service runs with ECS Exec, so the worker's
+    root filesystem is writable as the SSM agent needs.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class ClockTaskMonitoring(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         settings: ClockSettings | None = None,
+        enable_execute_command: bool = False,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(architecture, TaskArchitecture):
@@ -85,14 +90,22 @@ class ClockTaskMonitoring(Construct):
             app_port=app_port,
             log_retention=log_retention,
             log_removal_policy=removal_policy,
+            enable_execute_command=enable_execute_command,
         )
         self.worker_container = self.sidecar.container
 
+        # Per-task filters name only what is fixed at deploy time (the `Service` value is
+        # added by ClockMetrics); the seed profile's set has Family and ClusterName.
         task_filter: dict[str, str] = {contract.FAMILY_DIMENSION: task_definition.family}
+        ecs_service: tuple[str, str] | None = None
         if service is not None:
             task_filter[contract.CLUSTER_DIMENSION] = service.cluster.cluster_name
-            task_filter[contract.SERVICE_NAME_DIMENSION] = service.service_name
-        self.metrics = ClockMetrics(settings=settings, task_filter=task_filter)
+            ecs_service = (service.cluster.cluster_name, service.service_name)
+            # Tasks must not start before the worker may publish: CloudFormation creates
+            # the service only after the PutMetricData policy is attached.
+            if self.sidecar.put_metric_data_policy is not None:
+                service.node.add_dependency(self.sidecar.put_metric_data_policy)
+        self.metrics = ClockMetrics(settings=settings, task_filter=task_filter, ecs_service=ecs_service)
         self.monitoring = ClockMonitoring(
             self,
             "Monitoring",

@@ -1,7 +1,7 @@
 """Preflight for `make deploy` and `make destroy`: fail in one line, before the CDK CLI
 fails in fifty.
 
-    python -m scripts.preflight deploy    # AWS credentials, Docker engine, CDK bootstrap
+    python -m scripts.preflight deploy    # AWS credentials, Docker engine, QEMU for ARM64 on x86, CDK bootstrap
     python -m scripts.preflight destroy   # AWS credentials (nothing is built)
 
 Exit status 0 when the command can run; otherwise one line on stderr saying what is
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -38,11 +39,43 @@ class Identity:
     region: str
 
 
-def context_region(cdk_json: Path = ROOT / "cdk.json") -> str:
+def context_value(key: str, cdk_json: Path = ROOT / "cdk.json") -> str:
     try:
-        return str(json.loads(cdk_json.read_text())["context"].get("clock:region") or "")
+        return str(json.loads(cdk_json.read_text())["context"].get(key) or "")
     except (OSError, ValueError, KeyError, AttributeError):
         return ""
+
+
+def context_region(cdk_json: Path = ROOT / "cdk.json") -> str:
+    return context_value("clock:region", cdk_json)
+
+
+# Where the kernel lists the foreign binary formats it can run (QEMU user emulation).
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+_X86_MACHINES = ("x86_64", "amd64")
+
+
+def check_cross_build(architecture: str, *, machine: str, binfmt_dir: Path = BINFMT_DIR) -> str:
+    """ARM64 images on an x86 host build only under QEMU emulation registered with binfmt_misc.
+
+    Without it `docker build --platform linux/arm64` fails at the first RUN step with
+    "exec format error", minutes into the deploy. Returns a note for the ok line.
+    """
+    if architecture.upper() != "ARM64" or machine.lower() not in _X86_MACHINES:
+        return ""
+    entry = binfmt_dir / "qemu-aarch64"
+    try:
+        enabled = entry.read_text().splitlines()[:1] == ["enabled"]
+    except OSError:
+        enabled = False
+    if not enabled:
+        raise PreflightError(
+            f"clock:architecture is ARM64 but this {machine} host cannot run ARM64 binaries, so the image "
+            "builds would fail with 'exec format error': install QEMU emulation (Debian/Ubuntu: "
+            "`sudo apt-get install qemu-user-static`; or `docker run --privileged --rm tonistiigi/binfmt "
+            "--install arm64`), or build on an ARM64 host, then retry"
+        )
+    return "; ARM64 images built under QEMU emulation (slower)"
 
 
 def check_credentials() -> Identity:
@@ -130,8 +163,12 @@ def preflight(action: str) -> str:
     if action == "destroy":
         return f"preflight ok: destroying in account {identity.account}, {identity.region}"
     docker_version = check_docker()
+    cross_note = check_cross_build(context_value("clock:architecture") or "X86_64", machine=platform.machine())
     check_bootstrap(identity)
-    return f"preflight ok: deploying to account {identity.account}, {identity.region}; Docker engine {docker_version}"
+    return (
+        f"preflight ok: deploying to account {identity.account}, {identity.region}; "
+        f"Docker engine {docker_version}{cross_note}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,3 +122,35 @@ def test_unknown_action_is_a_usage_error(tmp_path: Path):
     result = run_preflight("launch", tmp_path, path=tmp_path)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- ARM64 images on an x86 host
+def test_arm64_on_x86_without_qemu_says_what_to_install(tmp_path: Path):
+    from scripts.preflight import PreflightError, check_cross_build
+
+    with pytest.raises(PreflightError) as raised:
+        check_cross_build("ARM64", machine="x86_64", binfmt_dir=tmp_path)  # no qemu-aarch64 entry
+    message = str(raised.value)
+    assert "exec format error" in message and "qemu-user-static" in message and "\n" not in message
+
+
+def test_arm64_on_x86_with_a_disabled_qemu_entry_is_refused_too(tmp_path: Path):
+    from scripts.preflight import PreflightError, check_cross_build
+
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    with pytest.raises(PreflightError):
+        check_cross_build("ARM64", machine="x86_64", binfmt_dir=tmp_path)
+
+
+def test_arm64_on_x86_with_qemu_registered_goes_ahead(tmp_path: Path):
+    from scripts.preflight import check_cross_build
+
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    assert "QEMU" in check_cross_build("ARM64", machine="x86_64", binfmt_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("architecture", "machine"), [("X86_64", "x86_64"), ("ARM64", "aarch64"), ("ARM64", "arm64")])
+def test_native_builds_need_no_emulation(tmp_path: Path, architecture: str, machine: str):
+    from scripts.preflight import check_cross_build
+
+    assert check_cross_build(architecture, machine=machine, binfmt_dir=tmp_path) == ""
