@@ -47,3 +47,20 @@ def test_cdk_synth_with_the_pinned_cli(tmp_path: Path):
     assets = json.loads((tmp_path / "out" / "ClockDemo.assets.json").read_text())["dockerImages"]
     assert len(assets) == 2
     assert not (ROOT / "cdk.context.json").exists(), "no context lookups"
+
+
+def test_a_bad_context_value_is_one_line_without_a_traceback(tmp_path: Path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CDK_"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    result = subprocess.run(
+        [str(VENV_BIN / "npx"), "cdk", "synth", "--quiet", "-c", "clock:desiredCount=abc", "--output", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "File \"" not in result.stderr
+    app_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert app_lines == ["error: context clock:desiredCount must be a whole number, got 'abc'"], result.stderr

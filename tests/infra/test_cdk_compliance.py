@@ -15,6 +15,7 @@ ALLOWED_ACKNOWLEDGMENTS = {
     "AwsSolutions-ECS2",  # non-secret settings in the environment; the alarms are built from them
     "AwsSolutions-IAM5[Resource::*]",  # ecr:GetAuthorizationToken; PutMetricData; ECS Exec's ssmmessages
     "AwsSolutions-S1",  # the access-log bucket does not log its own access
+    "AwsSolutions-EC23",  # the internet-facing ALB's listener ports, open to ingress_peers (default anyone)
 }
 MIN_REASON_LENGTH = 60
 

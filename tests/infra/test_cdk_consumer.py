@@ -114,7 +114,15 @@ def test_existing_service_is_watched_by_name(consumer_task_definition: Synthesiz
     ]
     assert len(insights) == 1
     expression = json.dumps(insights[0]["Metrics"][0]["Expression"])
-    assert service_id in expression and "Team/Clock" in expression
+    assert "Team/Clock" in expression and "WHERE Service = 'team-api'" in expression
+    # The ECS service by name: the no-data alarm counts only while it runs tasks.
+    running = [
+        alarm["Properties"]
+        for key, alarm in synth.resources("AWS::CloudWatch::Alarm").items()
+        if "ServiceHasRunningTasks" in key
+    ]
+    dimensions = running[0]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"]
+    assert {"Name": "ServiceName", "Value": {"Fn::GetAtt": [service_id, "Name"]}} in dimensions
     bound = [
         alarm["Properties"]
         for key, alarm in synth.resources("AWS::CloudWatch::Alarm").items()

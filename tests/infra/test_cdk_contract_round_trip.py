@@ -54,6 +54,8 @@ def service_level_alarms(synth: Synthesized) -> list[WatchedMetric]:
         if "MetricStat" not in query:
             continue  # the Metrics Insights alarm; checked on its own below
         metric = query["MetricStat"]["Metric"]
+        if metric["Namespace"] == "AWS/ECS":
+            continue  # the ECS service's own metric (are tasks running?), not the worker's
         watched.append(
             WatchedMetric(
                 alarm=logical_id,
@@ -68,8 +70,8 @@ def service_level_alarms(synth: Synthesized) -> list[WatchedMetric]:
     return watched
 
 
-def insights_schema(synth: Synthesized) -> tuple[str, str, list[str]]:
-    """(namespace, metric name, dimension keys) of the Metrics Insights alarm's query."""
+def insights_schema(synth: Synthesized) -> tuple[str, str, list[str], dict[str, str]]:
+    """(namespace, metric name, dimension keys, WHERE conditions) of the Metrics Insights alarm's query."""
     for resource in synth.resources("AWS::CloudWatch::Alarm").values():
         (query,) = resource["Properties"]["Metrics"]
         if "Expression" in query:
@@ -77,7 +79,8 @@ def insights_schema(synth: Synthesized) -> tuple[str, str, list[str]]:
             match = SCHEMA_PATTERN.search(expression)
             assert match, expression
             metric_name = re.search(r"SELECT MAX\((\w+)\)", expression).group(1)
-            return match["namespace"], metric_name, [name.strip() for name in match["dimensions"].split(",")]
+            conditions = dict(re.findall(r"(\w+) = '([^']*)'", expression))
+            return match["namespace"], metric_name, [name.strip() for name in match["dimensions"].split(",")], conditions
     raise AssertionError("no Metrics Insights alarm")
 
 
@@ -155,7 +158,8 @@ def run_worker(synth: Synthesized, *, emulator, tmp_path: Path, extra: dict[str,
         **extra,
     }
     env.pop(contract.ENV_APP_STATS_URL, None)
-    emulator.set_scenario("high_bound", bound_ms=BOUND_MS)
+    # Fargate may not report ServiceName: the alarms must match without it.
+    emulator.set_scenario("high_bound", bound_ms=BOUND_MS, service_name=None)
     return Worker(env), template_env
 
 
@@ -189,10 +193,11 @@ def test_emf_lines_carry_what_the_alarms_watch(demo: Synthesized, emulator, tmp_
             assert watched.metric_name in high_resolution, f"{watched.alarm} has {watched.period} s periods"
         if watched.metric_name == contract.EFFECTIVE_BOUND.name:
             assert_bound_value(document[watched.metric_name], watched)
-    namespace, metric_name, dimension_keys = insights_schema(demo)
+    namespace, metric_name, dimension_keys, conditions = insights_schema(demo)
     per_task = [dims for ns, name, dims in published if (ns, name) == (namespace, metric_name) and len(dims) > 1]
     assert [sorted(name for name, _ in dims) for dims in per_task] == [sorted(dimension_keys)]
     assert dict(per_task[0])[contract.TASK_ID_DIMENSION] == TASK_ID
+    assert conditions and conditions.items() <= dict(per_task[0]).items(), (conditions, per_task[0])
 
 
 # ---------------------------------------------------------------- PutMetricData
@@ -233,10 +238,14 @@ def test_put_metric_data_carries_what_the_alarms_watch(
                 )["Datapoints"]
                 assert statistics
                 assert_bound_value(max(point["Maximum"] for point in statistics), watched)
-        namespace, metric_name, dimension_keys = insights_schema(synth)
+        namespace, metric_name, dimension_keys, conditions = insights_schema(synth)
         per_task = client.list_metrics(Namespace=namespace, MetricName=metric_name)["Metrics"]
-        keys = [sorted(item["Name"] for item in metric["Dimensions"]) for metric in per_task if len(metric["Dimensions"]) > 1]
-        assert keys == [sorted(dimension_keys)]
+        per_task_sets = [
+            {item["Name"]: item["Value"] for item in metric["Dimensions"]} for metric in per_task if len(metric["Dimensions"]) > 1
+        ]
+        assert [sorted(dimensions) for dimensions in per_task_sets] == [sorted(dimension_keys)]
+        # The WHERE clause selects what the worker published, with no ServiceName in the metadata.
+        assert conditions and conditions.items() <= per_task_sets[0].items(), (conditions, per_task_sets)
     finally:
         worker.stop()
 

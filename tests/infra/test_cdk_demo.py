@@ -200,7 +200,8 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         contract.ENV_SINK: "emf",
         contract.ENV_NAMESPACE: contract.DEFAULT_NAMESPACE,
         contract.ENV_PROFILE: "standard",
-        contract.ENV_SERVICE: "clock-demo",
+        # Stack name + construct path: unique per stack (cdk.json leaves clock:serviceName empty).
+        contract.ENV_SERVICE: "ClockDemo/Service",
         contract.ENV_PER_TASK_METRICS: contract.EFFECTIVE_BOUND.name,
         contract.ENV_INTERVAL: "10",
         contract.ENV_MAX_DRIFT_PPM: "15",
@@ -246,9 +247,9 @@ def test_bound_alarm_is_high_resolution_on_the_service_dimension(demo: Synthesiz
     assert stat["Metric"] == {
         "Namespace": contract.DEFAULT_NAMESPACE,
         "MetricName": contract.EFFECTIVE_BOUND.name,
-        "Dimensions": [{"Name": contract.SERVICE_DIMENSION, "Value": "clock-demo"}],
+        "Dimensions": [{"Name": contract.SERVICE_DIMENSION, "Value": "ClockDemo/Service"}],
     }
-    assert (stat["Period"], stat["Stat"]) == (10, "Maximum")
+    assert (stat["Period"], stat["Stat"]) == (30, "Maximum")  # twice the 10 s interval
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
@@ -256,7 +257,7 @@ def test_bound_alarm_is_high_resolution_on_the_service_dimension(demo: Synthesiz
 
 def test_alarm_period_follows_a_longer_interval(variant: Synthesized):
     alarm = alarms_by_id(variant)["BoundOverThreshold"]
-    assert metric_stat(alarm)["Period"] == 30
+    assert metric_stat(alarm)["Period"] == 60  # twice the 30 s interval
     assert alarm["Threshold"] == 2.5
     assert metric_stat(alarm)["Metric"]["Namespace"] == "Variant/Clock"
 
@@ -265,8 +266,8 @@ def test_not_synchronized_alarm(demo: Synthesized):
     alarm = alarms_by_id(demo)["NotSynchronized"]
     stat = metric_stat(alarm)
     assert stat["Metric"]["MetricName"] == contract.CLOCK_SYNCHRONIZED.name
-    assert stat["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "clock-demo"}]
-    assert (stat["Period"], stat["Stat"]) == (10, "Minimum")
+    assert stat["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "ClockDemo/Service"}]
+    assert (stat["Period"], stat["Stat"]) == (30, "Minimum")
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["TreatMissingData"] == "notBreaching"
 
@@ -275,7 +276,7 @@ def test_no_data_alarm_treats_missing_data_as_breaching(demo: Synthesized):
     alarm = alarms_by_id(demo)["NoData"]
     stat = metric_stat(alarm)
     assert stat["Metric"]["MetricName"] == contract.CLOCK_SYNCHRONIZED.name
-    assert stat["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "clock-demo"}]
+    assert stat["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "ClockDemo/Service"}]
     assert (stat["Period"], stat["Stat"]) == (60, "SampleCount")
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["TreatMissingData"] == "breaching"
@@ -287,18 +288,23 @@ def test_metrics_insights_alarm_names_the_task(demo: Synthesized):
     assert query["Period"] == 60
     expression = json.dumps(query["Expression"])
     assert f"SELECT MAX({contract.EFFECTIVE_BOUND.name})" in expression
-    assert 'FROM SCHEMA(\\"FargateClock\\", ClusterName, ServiceName, TaskID)' in expression
+    assert 'FROM SCHEMA(\\"FargateClock\\", Service, TaskID)' in expression
     assert "GROUP BY TaskID" in expression
-    # Scoped to this service's tasks by the ECS service's real name.
-    assert "ServiceName = '" in expression and "Fn::GetAtt" in expression
+    # Scoped to this service's tasks by the deploy-time Service value, never the metadata's ServiceName.
+    assert "WHERE Service = 'ClockDemo/Service'" in expression and "ServiceName" not in expression
     assert alarm["Threshold"] == 1 and alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_composite_alarm_covers_every_clock_alarm_and_notifies(demo: Synthesized):
-    composite = demo.only("AWS::CloudWatch::CompositeAlarm")
+    composites = demo.resources("AWS::CloudWatch::CompositeAlarm")
+    (composite,) = [c["Properties"] for key, c in composites.items() if "ClockUnhealthy" in key]
     rule = json.dumps(composite["AlarmRule"])
+    # Every alarm counts, directly or through NoDataWhileRunning (silence while tasks run).
+    (no_data_while_running,) = [key for key in composites if "NoDataWhileRunning" in key]
+    assert no_data_while_running in rule
+    covered = rule + json.dumps(composites[no_data_while_running]["Properties"]["AlarmRule"])
     for logical_id in demo.resources("AWS::CloudWatch::Alarm"):
-        assert logical_id in rule
+        assert logical_id in covered
     (topic_id,) = demo.resources("AWS::SNS::Topic")
     assert composite["AlarmActions"] == [{"Ref": topic_id}]
     assert composite["OKActions"] == [{"Ref": topic_id}]

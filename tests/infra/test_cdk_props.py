@@ -62,7 +62,9 @@ def test_settings_defaults_come_from_the_contract():
     assert contract.ENV_APP_STATS_URL not in seed.worker_environment(app_port=None)
 
 
-@pytest.mark.parametrize(("interval", "period"), [(1, 10), (10, 10), (10.5, 30), (30, 30), (45, 60), (60, 60), (61, 120), (300, 300)])
+@pytest.mark.parametrize(
+    ("interval", "period"), [(1, 10), (5, 10), (10, 30), (15, 30), (15.5, 60), (30, 60), (45, 120), (60, 120), (61, 180), (300, 600)]
+)
 def test_alarm_period_sees_every_sample(interval: float, period: int):
     assert alarm_period(interval).to_seconds() == period
 
