@@ -23,9 +23,11 @@ help:
 
 setup: $(STAMP) $(NODE_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt containers/worker/requirements.txt containers/app/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt containers/worker/requirements.txt containers/app/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The project itself, editable: clock_stack and clockcore import as a consumer's would.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 # The CDK CLI, pinned in package.json / package-lock.json.

@@ -6,26 +6,19 @@ worker sidecar and its monitoring to a Fargate task definition you already have.
 
 from __future__ import annotations
 
-import sys
+from clock_stack.images import CONTAINERS_DIR, IMAGE_CONTEXT_DIR, TaskArchitecture
+from clock_stack.settings import ClockPropsError, ClockSettings
+from clock_stack.metrics import ClockMetrics
+from clock_stack.sidecar import ClockWorkerSidecar
+from clock_stack.monitoring import ClockAlarms, ClockMonitoring
+from clock_stack.task_monitoring import ClockTaskMonitoring
+from clock_stack.service import ClockAccurateFargateService
 
-from clock_stack.images import CONTAINERS_DIR, TaskArchitecture
-
-# The metric contract (names, units, dimensions, environment variables) lives in
-# `containers/clockcore/contract.py` because both container images are built with it.
-# `cdk synth` runs app.py and consumers import this package directly, neither with
-# `containers/` on the path, so put it there once: one contract, not a copy.
-if str(CONTAINERS_DIR) not in sys.path:
-    sys.path.append(str(CONTAINERS_DIR))
-
-from clock_stack.settings import ClockPropsError, ClockSettings  # noqa: E402
-from clock_stack.metrics import ClockMetrics  # noqa: E402
-from clock_stack.sidecar import ClockWorkerSidecar  # noqa: E402
-from clock_stack.monitoring import ClockAlarms, ClockMonitoring  # noqa: E402
-from clock_stack.task_monitoring import ClockTaskMonitoring  # noqa: E402
-from clock_stack.service import ClockAccurateFargateService  # noqa: E402
+__version__ = "0.2.0"
 
 __all__ = [
     "CONTAINERS_DIR",
+    "IMAGE_CONTEXT_DIR",
     "ClockAccurateFargateService",
     "ClockAlarms",
     "ClockMetrics",

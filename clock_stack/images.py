@@ -1,19 +1,25 @@
-"""The project's two images, as Docker image assets of `containers/`.
+"""The project's two images, as Docker image assets of one build context.
 
-Both images share one build context (`containers/`) so the clock library is built into
-each from the same source; each has its own Dockerfile. `cdk synth` only stages the
-context into `cdk.out/`; Docker builds it at `cdk deploy`.
+Both images share one build context so the clock library is built into each from the
+same source; each has its own Dockerfile. The context ships inside this package
+(`clock_stack/_image_context`: a link to `containers/` in the checkout, a copy in the
+wheel), so a consumer that pip-installed the package stages both images as a checkout
+does. `cdk synth` only stages the context into `cdk.out/`; Docker builds it at deploy.
 """
 
 from __future__ import annotations
 
 import enum
+from importlib import resources
 from pathlib import Path
 
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
+# Resolved, so CDK stages the real folder (in the checkout the package's entry is a link).
+IMAGE_CONTEXT_DIR = Path(str(resources.files(__package__) / "_image_context")).resolve()
+# The name this folder had before 0.2.0 (it was the checkout's containers/).
+CONTAINERS_DIR = IMAGE_CONTEXT_DIR
 APP_DOCKERFILE = "app/Dockerfile"
 WORKER_DOCKERFILE = "worker/Dockerfile"
 # The app image listens here (containers/app).
@@ -47,10 +53,13 @@ class TaskArchitecture(str, enum.Enum):
 
 
 def _image(dockerfile: str, architecture: TaskArchitecture) -> ecs.ContainerImage:
-    if not (CONTAINERS_DIR / dockerfile).is_file():
-        raise FileNotFoundError(f"{CONTAINERS_DIR / dockerfile} is missing: the image asset needs its Dockerfile")
+    if not (IMAGE_CONTEXT_DIR / dockerfile).is_file():
+        raise FileNotFoundError(
+            f"{IMAGE_CONTEXT_DIR / dockerfile} is missing: the image asset needs its Dockerfile "
+            "(reinstall fargate-clock-accuracy; in a checkout, clock_stack/_image_context links to containers/)"
+        )
     return ecs.ContainerImage.from_asset(
-        str(CONTAINERS_DIR),
+        str(IMAGE_CONTEXT_DIR),
         file=dockerfile,
         platform=architecture.asset_platform,
         exclude=_ASSET_EXCLUDES,
