@@ -33,7 +33,9 @@ def validate_prop(spec: SettingSpec, value: object, *, name: str | None = None) 
     # Tokens are strings or floats standing for a deploy-time value (jsii cannot carry NaN or inf).
     maybe_token = isinstance(value, str) or (isinstance(value, float) and math.isfinite(value))
     if maybe_token and Token.is_unresolved(value):
-        raise ClockPropsError(f"{name} must be known at synth time (the containers and the alarms are told it), not a token")
+        raise ClockPropsError(
+            f"{name} must be known at synth time (the containers and the alarms are told it), not a token"
+        )
     try:
         return settings_spec.validate(spec, value, name=name)
     except SettingError as error:

@@ -311,7 +311,8 @@ def validate(spec: SettingSpec, value: object, *, name: str | None = None) -> ob
         problem = _problem(spec, typed)
     if problem is not None:
         which = "" if problem == _OUT_OF_RANGE else f", which {problem}"
-        raise SettingError(name, problem, message=f"{name} must be {allowed(spec, typed=True)}, got {_shown(value)}{which}")
+        message = f"{name} must be {allowed(spec, typed=True)}, got {_shown(value)}{which}"
+        raise SettingError(name, problem, message=message)
     return typed
 
 

@@ -33,11 +33,11 @@ def new_stack(region: str | None = REGION):
         ({"namespace": "aws/Clock"}, "got 'aws/Clock', which starts with 'aws/'"),
         ({"namespace": "x" * 256}, "which is 256 characters long"),
         ({"namespace": "has space"}, "CloudWatch's rule"),
-        ({"namespace": ""}, "namespace must be 1-255 characters of letters, digits and . - _ / # : (CloudWatch's rule)"),
+        ({"namespace": ""}, "namespace must be 1-255 characters of letters, digits and . - _ / # :"),
         ({"sink": "stdout"}, "sink must be one of cloudwatch, emf (any case), got 'stdout'"),
         ({"metrics_profile": "fancy"}, "metrics_profile must be one of seed, standard (any case), got 'fancy'"),
         ({"per_task_metrics": ["Nope"]}, "got ['Nope'], which lists unknown name 'Nope'"),
-        ({"per_task_metrics": "ClockErrorBound"}, "per_task_metrics must be a list of distinct names from ClockErrorBound,"),
+        ({"per_task_metrics": "ClockErrorBound"}, "per_task_metrics must be a list of distinct names from"),
         ({"per_task_metrics": ["ClockErrorBound", "ClockErrorBound"]}, "which lists 'ClockErrorBound' twice"),
         ({"interval_seconds": 0.5}, "interval_seconds must be a number from 1 to 3600, got 0.5"),
         ({"interval_seconds": float("nan")}, "interval_seconds must be a number"),
@@ -47,7 +47,7 @@ def new_stack(region: str | None = REGION):
         ({"threshold_ms": "1"}, "got '1', which is not a number"),
         ({"max_drift_ppm": -1}, "max_drift_ppm must be a number from 0 to 1000"),
         ({"cache_ttl_seconds": 0}, "cache_ttl_seconds must be a number greater than 0 and at most 60, got 0"),
-        ({"max_reference_age_seconds": 1e5}, "max_reference_age_seconds must be a number greater than 0 and at most 86400"),
+        ({"max_reference_age_seconds": 1e5}, "max_reference_age_seconds must be a number greater than 0 and at most"),
     ],
 )
 def test_settings_reject_bad_values(props: dict, message: str):

@@ -46,9 +46,17 @@ DEFAULT_COMMIT_MAX_WAIT_SECONDS = 1.0
 # Set by the ECS agent; a malformed one is a deployment mistake, not a clock condition.
 METADATA_URI = SettingSpec(contract.ENV_METADATA_URI, Kind.URL, None, APP_ONLY)
 HISTORY_SIZE = SettingSpec(ENV_HISTORY_SIZE, Kind.INTEGER, DEFAULT_HISTORY_SIZE, APP_ONLY, minimum=1, maximum=100_000)
-MAX_BODY_BYTES = SettingSpec(ENV_MAX_BODY_BYTES, Kind.INTEGER, DEFAULT_MAX_BODY_BYTES, APP_ONLY, minimum=256, maximum=1 << 20)
+MAX_BODY_BYTES = SettingSpec(
+    ENV_MAX_BODY_BYTES, Kind.INTEGER, DEFAULT_MAX_BODY_BYTES, APP_ONLY, minimum=256, maximum=1 << 20
+)
 COMMIT_MAX_WAIT = SettingSpec(
-    ENV_COMMIT_MAX_WAIT, Kind.NUMBER, DEFAULT_COMMIT_MAX_WAIT_SECONDS, APP_ONLY, minimum=0.0, minimum_exclusive=True, maximum=30.0
+    ENV_COMMIT_MAX_WAIT,
+    Kind.NUMBER,
+    DEFAULT_COMMIT_MAX_WAIT_SECONDS,
+    APP_ONLY,
+    minimum=0.0,
+    minimum_exclusive=True,
+    maximum=30.0,
 )
 ACCESS_LOG = SettingSpec(ENV_ACCESS_LOG, Kind.FLAG, False, APP_ONLY)
 BENCH_ROUTES = SettingSpec(ENV_BENCH_ROUTES, Kind.FLAG, False, APP_ONLY)

@@ -89,12 +89,25 @@ CLOUDWATCH_MAX_ATTEMPTS = SettingSpec(
     ENV_CLOUDWATCH_MAX_ATTEMPTS, Kind.INTEGER, DEFAULT_CLOUDWATCH_MAX_ATTEMPTS, WORKER_ONLY, minimum=1, maximum=10
 )
 PUBLISH_MAX_DELAY = SettingSpec(
-    ENV_PUBLISH_MAX_DELAY, Kind.NUMBER, DEFAULT_PUBLISH_MAX_DELAY_S, WORKER_ONLY, minimum=0.0, maximum=MAX_PUBLISH_MAX_DELAY_S
+    ENV_PUBLISH_MAX_DELAY,
+    Kind.NUMBER,
+    DEFAULT_PUBLISH_MAX_DELAY_S,
+    WORKER_ONLY,
+    minimum=0.0,
+    maximum=MAX_PUBLISH_MAX_DELAY_S,
 )
 JOB_TIMEOUT = SettingSpec(
-    ENV_JOB_TIMEOUT, Kind.NUMBER, DEFAULT_JOB_TIMEOUT_S, WORKER_ONLY, minimum=0.0, minimum_exclusive=True, maximum=86_400.0
+    ENV_JOB_TIMEOUT,
+    Kind.NUMBER,
+    DEFAULT_JOB_TIMEOUT_S,
+    WORKER_ONLY,
+    minimum=0.0,
+    minimum_exclusive=True,
+    maximum=86_400.0,
 )
-LOG_LEVEL = SettingSpec(ENV_LOG_LEVEL, Kind.CHOICE, DEFAULT_LOG_LEVEL, WORKER_ONLY, choices=LOG_LEVELS, case_sensitive=False)
+LOG_LEVEL = SettingSpec(
+    ENV_LOG_LEVEL, Kind.CHOICE, DEFAULT_LOG_LEVEL, WORKER_ONLY, choices=LOG_LEVELS, case_sensitive=False
+)
 AWS_ENDPOINT_URLS = tuple(SettingSpec(name, Kind.URL, None, WORKER_ONLY) for name in ENV_AWS_ENDPOINT_URLS)
 
 WORKER_SETTINGS: tuple[SettingSpec, ...] = (
@@ -204,7 +217,9 @@ def load_settings(env: Mapping[str, str]) -> WorkerSettings:
     region = _raw(env, ENV_AWS_REGION) or _raw(env, ENV_AWS_DEFAULT_REGION)
     if sink == contract.SINK_CLOUDWATCH:
         if region is None:
-            raise SettingError(ENV_AWS_REGION, "is not set (nor AWS_DEFAULT_REGION); the cloudwatch sink needs a region")
+            raise SettingError(
+                ENV_AWS_REGION, "is not set (nor AWS_DEFAULT_REGION); the cloudwatch sink needs a region"
+            )
         if not _REGION_PATTERN.match(region):
             name = ENV_AWS_REGION if _raw(env, ENV_AWS_REGION) else ENV_AWS_DEFAULT_REGION
             raise SettingError(name, f"{region[:40]!r} is not a region name")
