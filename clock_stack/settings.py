@@ -1,46 +1,45 @@
 """The clock settings that cross the CDK ↔ container boundary, validated once.
 
-Everything here comes from `clockcore.contract`: the environment variable names, the
-defaults, the sinks and the metric profiles. The construct validates its props into a
-`ClockSettings` at construction time and builds both containers' environment from it,
-so what the worker is told and what the alarms watch cannot drift apart.
+What each setting may be (environment name, type, default, range, choices, case rule)
+is described once in `clockcore.settings_spec`; the worker and the app parse their
+environment with the same specs. The construct validates its props into a
+`ClockSettings` at construction time and writes both containers' environment from it
+with `settings_spec.to_env`, so whatever synthesizes, starts, and what the worker is told
+and what the alarms watch cannot drift apart.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Token
 
-from clockcore import contract
+from clockcore import contract, settings_spec
+from clockcore.errors import SettingError
+from clockcore.settings_spec import SettingSpec, format_number, to_env
+
+__all__ = ["ClockPropsError", "ClockSettings", "format_number", "validate_prop"]
 
 
 class ClockPropsError(ValueError):
     """A construct prop is invalid; the message names the prop and what is allowed."""
 
 
-# CloudWatch: dimension values and namespaces are at most 255 characters here (the
-# namespace limit; dimension values may be longer, but a service name that long is a bug).
-_MAX_NAME_LENGTH = 255
-# Namespaces: letters, digits and . - _ / # : (CloudWatch's set; the worker checks the same).
-_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9.\-_/#:]+$")
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ClockPropsError(message)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def format_number(value: float) -> str:
-    """Environment values are strings; write 10 rather than 10.0, keep fractions exact."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+def validate_prop(spec: SettingSpec, value: object, *, name: str | None = None) -> object:
+    """`value` as the containers will get it, or `ClockPropsError` naming the prop."""
+    name = name or spec.prop or spec.env
+    # Tokens are strings or floats standing for a deploy-time value (jsii cannot carry NaN or inf).
+    maybe_token = isinstance(value, str) or (isinstance(value, float) and math.isfinite(value))
+    if maybe_token and Token.is_unresolved(value):
+        raise ClockPropsError(
+            f"{name} must be known at synth time (the containers and the alarms are told it), not a token"
+        )
+    try:
+        return settings_spec.validate(spec, value, name=name)
+    except SettingError as error:
+        raise ClockPropsError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -74,62 +73,14 @@ class ClockSettings:
         cache_ttl_seconds: float = contract.DEFAULT_CACHE_TTL_SECONDS,
     ) -> "ClockSettings":
         """Validate the props; raise `ClockPropsError` with a message a user can act on."""
-        _require(
-            isinstance(service_name, str) and not Token.is_unresolved(service_name),
-            "clock_service_name must be a plain string known at synth time (alarms name it), not a token",
-        )
-        _require(
-            0 < len(service_name.strip()) <= _MAX_NAME_LENGTH and service_name == service_name.strip(),
-            f"clock_service_name must be 1-{_MAX_NAME_LENGTH} characters without leading or trailing spaces, "
-            f"got {service_name!r}",
-        )
-        _require(
-            metrics_profile in contract.PROFILES,
-            f"metrics_profile must be one of {', '.join(sorted(contract.PROFILES))}, got {metrics_profile!r}",
-        )
-        profile = contract.PROFILES[metrics_profile]
-        namespace = profile.namespace if namespace is None else namespace
-        _require(
-            isinstance(namespace, str) and not Token.is_unresolved(namespace) and bool(namespace),
-            "namespace must be a non-empty plain string",
-        )
-        _require(
-            len(namespace) <= _MAX_NAME_LENGTH and bool(_NAMESPACE_PATTERN.match(namespace)),
-            f"namespace {namespace!r} must be at most {_MAX_NAME_LENGTH} characters of letters, digits "
-            "and . - _ / # : (CloudWatch's rule)",
-        )
-        _require(
-            not namespace.startswith("AWS/"),
-            f"namespace {namespace!r} starts with AWS/, which CloudWatch reserves for AWS services",
-        )
-        _require(sink in contract.SINKS, f"sink must be one of {', '.join(contract.SINKS)}, got {sink!r}")
-        metrics = tuple(profile.per_task_metrics if per_task_metrics is None else per_task_metrics)
-        unknown = [name for name in metrics if name not in contract.METRICS_BY_NAME]
-        _require(
-            not unknown,
-            f"per_task_metrics has unknown metric names {unknown}; known: {', '.join(contract.METRICS_BY_NAME)}",
-        )
-        _require(len(set(metrics)) == len(metrics), f"per_task_metrics lists a metric twice: {list(metrics)}")
-        _require(
-            _is_number(interval_seconds) and contract.MIN_INTERVAL_SECONDS <= interval_seconds <= contract.MAX_INTERVAL_SECONDS,
-            f"interval_seconds must be a number from {format_number(contract.MIN_INTERVAL_SECONDS)} to "
-            f"{format_number(contract.MAX_INTERVAL_SECONDS)}, got {interval_seconds!r}",
-        )
-        _require(
-            _is_number(threshold_ms) and threshold_ms > 0,
-            f"threshold_ms must be a positive number of milliseconds, got {threshold_ms!r}",
-        )
-        _require(
-            _is_number(max_drift_ppm) and 0 <= max_drift_ppm <= 1000,
-            f"max_drift_ppm must be a number from 0 to 1000, got {max_drift_ppm!r}",
-        )
-        _require(
-            _is_number(max_reference_age_seconds) and max_reference_age_seconds > 0,
-            f"max_reference_age_seconds must be a positive number, got {max_reference_age_seconds!r}",
-        )
-        _require(
-            _is_number(cache_ttl_seconds) and 0 <= cache_ttl_seconds <= 60,
-            f"cache_ttl_seconds must be a number from 0 to 60, got {cache_ttl_seconds!r}",
+        service_name = validate_prop(settings_spec.SERVICE_NAME, service_name)
+        profile = contract.PROFILES[validate_prop(settings_spec.PROFILE, metrics_profile)]
+        namespace = validate_prop(settings_spec.NAMESPACE, profile.namespace if namespace is None else namespace)
+        sink = validate_prop(settings_spec.SINK, sink)
+        metrics = (
+            profile.per_task_metrics
+            if per_task_metrics is None
+            else validate_prop(settings_spec.PER_TASK_METRICS, per_task_metrics)
         )
         return cls(
             service_name=service_name,
@@ -137,11 +88,11 @@ class ClockSettings:
             sink=sink,
             profile=profile,
             per_task_metrics=metrics,
-            interval_seconds=float(interval_seconds),
-            threshold_ms=float(threshold_ms),
-            max_drift_ppm=float(max_drift_ppm),
-            max_reference_age_seconds=float(max_reference_age_seconds),
-            cache_ttl_seconds=float(cache_ttl_seconds),
+            interval_seconds=validate_prop(settings_spec.INTERVAL, interval_seconds),
+            threshold_ms=validate_prop(settings_spec.THRESHOLD_MS, threshold_ms),
+            max_drift_ppm=validate_prop(settings_spec.MAX_DRIFT_PPM, max_drift_ppm),
+            max_reference_age_seconds=validate_prop(settings_spec.MAX_REFERENCE_AGE, max_reference_age_seconds),
+            cache_ttl_seconds=validate_prop(settings_spec.CACHE_TTL, cache_ttl_seconds),
         )
 
     @property
@@ -151,28 +102,32 @@ class ClockSettings:
 
     def worker_environment(self, *, app_port: int | None) -> dict[str, str]:
         """The worker's environment. `app_port`: where the app's gate counters are, if any."""
+        specs = settings_spec
         environment = {
-            contract.ENV_SINK: self.sink,
-            contract.ENV_NAMESPACE: self.namespace,
-            contract.ENV_PROFILE: self.profile.name,
-            contract.ENV_SERVICE: self.service_name,
-            contract.ENV_PER_TASK_METRICS: ",".join(self.per_task_metrics),
-            contract.ENV_INTERVAL: format_number(self.interval_seconds),
-            contract.ENV_MAX_DRIFT_PPM: format_number(self.max_drift_ppm),
+            specs.SINK.env: to_env(specs.SINK, self.sink),
+            specs.NAMESPACE.env: to_env(specs.NAMESPACE, self.namespace),
+            specs.PROFILE.env: to_env(specs.PROFILE, self.profile.name),
+            specs.SERVICE_NAME.env: to_env(specs.SERVICE_NAME, self.service_name),
+            specs.PER_TASK_METRICS.env: to_env(specs.PER_TASK_METRICS, self.per_task_metrics),
+            specs.INTERVAL.env: to_env(specs.INTERVAL, self.interval_seconds),
+            specs.MAX_DRIFT_PPM.env: to_env(specs.MAX_DRIFT_PPM, self.max_drift_ppm),
             # The alarms' threshold: the CloudWatch sink sends a sample that crosses it at
             # once instead of batching it.
-            contract.ENV_THRESHOLD_MS: format_number(self.threshold_ms),
+            specs.THRESHOLD_MS.env: to_env(specs.THRESHOLD_MS, self.threshold_ms),
         }
         if app_port is not None:
+            port = validate_prop(specs.APP_PORT, app_port)
             # Containers of one awsvpc task share a network namespace: loopback reaches the app.
-            environment[contract.ENV_APP_STATS_URL] = f"http://127.0.0.1:{app_port}{contract.APP_STATS_PATH}"
+            url = f"http://127.0.0.1:{port}{contract.APP_STATS_PATH}"
+            environment[specs.APP_STATS_URL.env] = to_env(specs.APP_STATS_URL, validate_prop(specs.APP_STATS_URL, url))
         return environment
 
     def app_environment(self) -> dict[str, str]:
         """The clock-aware app's environment: its gate uses the same threshold the alarms use."""
+        specs = settings_spec
         return {
-            contract.ENV_THRESHOLD_MS: format_number(self.threshold_ms),
-            contract.ENV_CACHE_TTL: format_number(self.cache_ttl_seconds),
-            contract.ENV_MAX_REFERENCE_AGE: format_number(self.max_reference_age_seconds),
-            contract.ENV_MAX_DRIFT_PPM: format_number(self.max_drift_ppm),
+            specs.THRESHOLD_MS.env: to_env(specs.THRESHOLD_MS, self.threshold_ms),
+            specs.CACHE_TTL.env: to_env(specs.CACHE_TTL, self.cache_ttl_seconds),
+            specs.MAX_REFERENCE_AGE.env: to_env(specs.MAX_REFERENCE_AGE, self.max_reference_age_seconds),
+            specs.MAX_DRIFT_PPM.env: to_env(specs.MAX_DRIFT_PPM, self.max_drift_ppm),
         }

@@ -91,8 +91,8 @@ class ClockWorkerSidecar(Construct):
             )
         if task_definition.find_container(WORKER_CONTAINER_NAME) is not None:
             raise ClockPropsError(f"task_definition already has a container named {WORKER_CONTAINER_NAME!r}")
-        if app_port is not None and not (isinstance(app_port, int) and 1 <= app_port <= 65535):
-            raise ClockPropsError(f"app_port must be a TCP port from 1 to 65535, got {app_port!r}")
+        # Validates app_port (clockcore's rule for CLOCK_APP_PORT) before anything is built.
+        environment = settings.worker_environment(app_port=app_port)
 
         self.settings = settings
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=log_removal_policy)
@@ -104,7 +104,7 @@ class ClockWorkerSidecar(Construct):
             essential=False,
             enable_restart_policy=True,
             restart_attempt_period=Duration.seconds(60),
-            environment=settings.worker_environment(app_port=app_port),
+            environment=environment,
             logging=awslogs_driver(self.log_group, "worker"),
             health_check=container_health_check(WORKER_HEALTH_CHECK_COMMAND),
             # ECS Exec's SSM agent writes to the container's root; AWS does not support

@@ -3,12 +3,13 @@
 It reads the ECS task metadata endpoint v4 (TMDS), turns the task document into a
 typed `ClockReading`, grows the reported bound into an effective bound, offers bounded
 time (earliest/latest, commit wait) and judges whether critical work may run.
-The metric and environment contract shared with the CDK app lives in `contract`.
+The metric and environment contract shared with the CDK app lives in `contract`; what
+each setting crossing that boundary may be, and its one parser, in `settings_spec`.
 """
 
 from clockcore.bounds import BoundedTime, commit_wait, bounded_now
 from clockcore.reading import ClockReading, SyncStatus, TaskIdentity, parse_task_document
-from clockcore.errors import SampleError
+from clockcore.errors import SampleError, SettingError
 from clockcore.tmds import fetch_task_document, read_clock
 from clockcore.verdict import Verdict, VerdictReason, judge
 
@@ -16,6 +17,7 @@ __all__ = [
     "BoundedTime",
     "ClockReading",
     "SampleError",
+    "SettingError",
     "SyncStatus",
     "TaskIdentity",
     "Verdict",

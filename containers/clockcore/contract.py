@@ -2,7 +2,8 @@
 
 One source for: the environment variables the construct sets on the containers, the
 metric names and units the worker publishes, and the dimension sets alarms and
-dashboards name. `clock_stack` builds its alarms and the containers' environment from
+dashboards name. What each setting may be (type, range, choices, case rule) is in
+`clockcore.settings_spec`, built on these names and defaults. `clock_stack` builds its alarms and the containers' environment from
 this module; the worker and the app read their settings through it. Pure Python, no
 dependencies, so the CDK app and both images can import it.
 """
@@ -107,6 +108,7 @@ ENV_THRESHOLD_MS = "CLOCK_THRESHOLD_MS"
 ENV_MAX_REFERENCE_AGE = "CLOCK_MAX_REFERENCE_AGE_SECONDS"
 ENV_CACHE_TTL = "CLOCK_CACHE_TTL_SECONDS"
 ENV_APP_STATS_URL = "CLOCK_APP_STATS_URL"  # where the worker reads the gate's counters
+ENV_APP_PORT = "CLOCK_APP_PORT"  # where the app listens; the construct's app_port says the same
 
 # ---------------------------------------------------------------- defaults
 DEFAULT_INTERVAL_SECONDS = 10.0
@@ -123,6 +125,7 @@ DEFAULT_SERVICE_NAME = "clock-demo"
 
 # The app's counters endpoint the worker polls (cumulative; the worker publishes deltas).
 APP_STATS_PATH = "/api/operations/stats"
+DEFAULT_APP_PORT = 8080
 
 
 def service_dimensions(service_name: str) -> dict[str, str]:

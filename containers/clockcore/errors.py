@@ -1,4 +1,4 @@
-"""The one error type a failed clock sample raises."""
+"""The error types of the clock library: a failed clock sample, and a setting that is not allowed."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ class SampleError(Exception):
 
     def __repr__(self) -> str:
         return f"SampleError({self.kind!r}, {self.message!r})"
+
+
+class SettingError(ValueError):
+    """A setting has a value a container cannot start with, or the construct cannot pass on.
+
+    `setting` names it the way its reader knows it: the environment variable when a
+    container parses its environment, the construct prop when the construct validates
+    its props. `problem` says what is wrong and what is allowed.
+    """
+
+    def __init__(self, setting: str, problem: str, *, message: str | None = None) -> None:
+        super().__init__(f"{setting}: {problem}" if message is None else message)
+        self.setting = setting
+        self.problem = problem

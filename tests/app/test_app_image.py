@@ -178,8 +178,8 @@ def _free_port() -> int:
     ("name", "value", "says"),
     [
         ("CLOCK_THRESHOLD_MS", "abc", "CLOCK_THRESHOLD_MS: 'abc' is not a number"),
-        ("CLOCK_CACHE_TTL_SECONDS", "0", "CLOCK_CACHE_TTL_SECONDS: 0.0 is out of range"),
-        ("CLOCK_APP_PORT", "70000", "CLOCK_APP_PORT: 70000 is out of range"),
+        ("CLOCK_CACHE_TTL_SECONDS", "0", "CLOCK_CACHE_TTL_SECONDS: '0' is out of range"),
+        ("CLOCK_APP_PORT", "70000", "CLOCK_APP_PORT: '70000' is out of range"),
         ("ECS_CONTAINER_METADATA_URI_V4", "ftp://x", "ECS_CONTAINER_METADATA_URI_V4: 'ftp://x' is not an http(s) URL"),
     ],
 )

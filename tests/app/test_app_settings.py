@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clock_app.settings import DEFAULT_MAX_BODY_BYTES, SettingsError, load_settings
+from clock_app.settings import DEFAULT_MAX_BODY_BYTES, load_settings
 from clockcore import contract
+from clockcore.errors import SettingError
 
 
 def test_defaults_follow_the_contract():
@@ -46,6 +47,10 @@ def test_values_are_read_from_the_contract_names():
         (contract.ENV_THRESHOLD_MS, "-1", "out of range"),
         (contract.ENV_THRESHOLD_MS, "nan", "not a finite number"),
         (contract.ENV_CACHE_TTL, "61", "out of range"),
+        (contract.ENV_CACHE_TTL, "0", "out of range; expected a number greater than 0 and at most 60"),
+        (contract.ENV_MAX_REFERENCE_AGE, "1e5", "out of range; expected a number greater than 0 and at most 86400"),
+        (contract.ENV_THRESHOLD_MS, "5e6", "out of range"),
+        (contract.ENV_MAX_DRIFT_PPM, "1001", "out of range; expected a number from 0 to 1000"),
         (contract.ENV_MAX_REFERENCE_AGE, "soon", "is not a number"),
         (contract.ENV_MAX_DRIFT_PPM, "-3", "out of range"),
         ("CLOCK_APP_PORT", "80.5", "is not an integer"),
@@ -56,7 +61,7 @@ def test_values_are_read_from_the_contract_names():
     ],
 )
 def test_bad_values_name_the_setting(name, value, message):
-    with pytest.raises(SettingsError) as raised:
+    with pytest.raises(SettingError) as raised:
         load_settings({name: value})
-    assert raised.value.name == name
+    assert raised.value.setting == name
     assert str(raised.value).startswith(f"{name}: ") and message in str(raised.value)

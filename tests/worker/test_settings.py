@@ -10,10 +10,10 @@ import pytest
 from clock_worker.settings import (
     DEFAULT_BUFFER_SAMPLES,
     DEFAULT_HEARTBEAT_FILE,
-    ConfigError,
     load_settings,
 )
 from clockcore import contract
+from clockcore.errors import SettingError
 
 from .conftest import base_env, run_worker_once
 
@@ -67,6 +67,19 @@ def test_cloudwatch_sink_takes_the_region_from_either_variable():
     assert load_settings({"CLOCK_SINK": "CloudWatch", "AWS_DEFAULT_REGION": "eu-west-2"}).region == "eu-west-2"
 
 
+def test_choices_match_in_any_case_and_become_canonical():
+    settings = load_settings({"CLOCK_SINK": "EMF", "CLOCK_METRICS_PROFILE": "Seed", "CLOCK_LOG_LEVEL": "debug"})
+    assert (settings.sink, settings.profile, settings.log_level) == ("emf", contract.SEED_PROFILE, "DEBUG")
+
+
+def test_a_bad_value_says_what_is_allowed():
+    with pytest.raises(SettingError) as raised:
+        load_settings({"CLOCK_THRESHOLD_MS": "5e6"})
+    assert str(raised.value) == (
+        "CLOCK_THRESHOLD_MS: '5e6' is out of range; expected a number greater than 0 and at most 3600000"
+    )
+
+
 def test_unknown_clock_settings_are_reported_not_fatal():
     settings = load_settings({"CLOCK_INTERVALL_SECONDS": "5", "CLOCK_THRESHOLD_MS": "1"})
     assert settings.unknown_settings == ("CLOCK_INTERVALL_SECONDS",)
@@ -81,11 +94,15 @@ BAD_SETTINGS = [
     ({"CLOCK_INTERVAL_SECONDS": "nan"}, "CLOCK_INTERVAL_SECONDS"),
     ({"CLOCK_NAMESPACE": ""}, "CLOCK_NAMESPACE"),
     ({"CLOCK_NAMESPACE": "AWS/ECS"}, "CLOCK_NAMESPACE"),
+    ({"CLOCK_NAMESPACE": "aws/Clock"}, "CLOCK_NAMESPACE"),
+    ({"CLOCK_NAMESPACE": "x" * 256}, "CLOCK_NAMESPACE"),
     ({"CLOCK_NAMESPACE": "has spaces"}, "CLOCK_NAMESPACE"),
     ({"CLOCK_SERVICE_NAME": "  "}, "CLOCK_SERVICE_NAME"),
+    ({"CLOCK_SERVICE_NAME": "x" * 256}, "CLOCK_SERVICE_NAME"),
     ({"CLOCK_METRICS_PROFILE": "legacy"}, "CLOCK_METRICS_PROFILE"),
     ({"CLOCK_PER_TASK_METRICS": "ClockErrorBound,Bogus"}, "CLOCK_PER_TASK_METRICS"),
     ({"CLOCK_MAX_DRIFT_PPM": "-1"}, "CLOCK_MAX_DRIFT_PPM"),
+    ({"CLOCK_MAX_DRIFT_PPM": "1001"}, "CLOCK_MAX_DRIFT_PPM"),
     ({"CLOCK_APP_STATS_URL": "ftp://127.0.0.1/stats"}, "CLOCK_APP_STATS_URL"),
     ({"CLOCK_APP_STATS_URL": "http://127.0.0.1:99999/stats"}, "CLOCK_APP_STATS_URL"),
     ({"CLOCK_BUFFER_SAMPLES": "0"}, "CLOCK_BUFFER_SAMPLES"),
@@ -102,6 +119,7 @@ BAD_SETTINGS = [
     ({"CLOCK_THRESHOLD_MS": "0"}, "CLOCK_THRESHOLD_MS"),
     ({"CLOCK_THRESHOLD_MS": "-1"}, "CLOCK_THRESHOLD_MS"),
     ({"CLOCK_THRESHOLD_MS": "nan"}, "CLOCK_THRESHOLD_MS"),
+    ({"CLOCK_THRESHOLD_MS": "5e6"}, "CLOCK_THRESHOLD_MS"),
     ({"CLOCK_SINK": "cloudwatch"}, "AWS_REGION"),
     ({"CLOCK_SINK": "cloudwatch", "AWS_REGION": "us east 1"}, "AWS_REGION"),
     ({"CLOCK_SINK": "cloudwatch", "AWS_DEFAULT_REGION": "eu_west_1"}, "AWS_DEFAULT_REGION"),
@@ -115,7 +133,7 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize(("env", "setting"), BAD_SETTINGS, ids=[f"{s}={list(e.values())[-1]!r}" for e, s in BAD_SETTINGS])
 def test_bad_values_name_their_setting(env, setting):
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(SettingError) as raised:
         load_settings(env)
     assert raised.value.setting == setting
     assert str(raised.value).startswith(f"{setting}: ")
@@ -124,7 +142,7 @@ def test_bad_values_name_their_setting(env, setting):
 def test_a_bad_crontab_line_is_named(tmp_path: Path):
     crontab = tmp_path / "crontab"
     crontab.write_text("# nightly\n0 3 * * * /bin/true\n\n61 * * * * /bin/echo late\n")
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(SettingError) as raised:
         load_settings({"CLOCK_CRONTAB_FILE": str(crontab)})
     assert raised.value.setting == "CLOCK_CRONTAB_FILE"
     assert "line 4" in str(raised.value) and "61 * * * *" in str(raised.value)

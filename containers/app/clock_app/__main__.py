@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from clock_app.settings import SettingsError, load_settings
+from clock_app.settings import load_settings
+from clockcore.errors import SettingError
 from clockcore.heap import freeze_start_up_heap
 
 EXIT_BAD_SETTINGS = 2
@@ -17,7 +18,7 @@ EXIT_BAD_SETTINGS = 2
 def main() -> int:
     try:
         settings = load_settings()
-    except SettingsError as error:
+    except SettingError as error:
         print(f"clock_app: invalid setting {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     # Imported after the settings check so a bad setting fails fast and plainly.

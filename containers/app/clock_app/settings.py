@@ -1,23 +1,28 @@
 """The app's settings: read from the environment and validated once, at start-up.
 
 Everything else receives a typed `AppSettings`; nothing reads `os.environ` later.
-Clock settings use the names and defaults of `clockcore.contract`, which the CDK
-construct sets on the container, so the app and the worker judge the clock alike.
+The clock settings the CDK construct sets are described in `clockcore.settings_spec`,
+which the construct validates its props with, so the app and the worker judge the clock
+alike and whatever synthesizes starts. The app's own settings are `SettingSpec`s here,
+parsed by the same `settings_spec.read`; a bad value raises `SettingError` naming it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Mapping
 
-from clockcore import contract
-from clockcore.tmds import http_url_problem
+from clockcore import contract, settings_spec
+from clockcore.errors import SettingError
+from clockcore.settings_spec import APP_ONLY, Kind, SettingSpec, read
+
+# The app's name for the one settings error type (its entry point catches it).
+SettingsError = SettingError
 
 # The app's own settings (the construct only needs to set the clock ones).
 ENV_HOST = "CLOCK_APP_HOST"
-ENV_PORT = "CLOCK_APP_PORT"
+ENV_PORT = contract.ENV_APP_PORT
 ENV_HISTORY_SIZE = "CLOCK_APP_HISTORY_SIZE"
 ENV_MAX_BODY_BYTES = "CLOCK_APP_MAX_BODY_BYTES"
 ENV_COMMIT_MAX_WAIT = "CLOCK_APP_COMMIT_MAX_WAIT_SECONDS"
@@ -28,7 +33,7 @@ ENV_EMULATOR_URL = "CLOCK_EMULATOR_URL"
 
 # Loopback unless told otherwise; the image sets 0.0.0.0 so the load balancer reaches it.
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
+DEFAULT_PORT = contract.DEFAULT_APP_PORT
 # 300 readings at one per TTL (1 s) is the last five minutes.
 DEFAULT_HISTORY_SIZE = 300
 # The largest request body the API accepts; every documented body is far below it.
@@ -36,18 +41,26 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024
 # Commit wait lasts about 2 x bound; at the 1 ms threshold that is ~2 ms, so a second
 # is generous and still keeps a request from hanging.
 DEFAULT_COMMIT_MAX_WAIT_SECONDS = 1.0
-MAX_CACHE_TTL_SECONDS = 60.0
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
-
-
-class SettingsError(ValueError):
-    """One setting is wrong; the message names it and says what is expected."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"{name}: {message}")
-        self.name = name
+# ---------------------------------------------------------------- app-only settings
+# Set by the ECS agent; a malformed one is a deployment mistake, not a clock condition.
+METADATA_URI = SettingSpec(contract.ENV_METADATA_URI, Kind.URL, None, APP_ONLY)
+HISTORY_SIZE = SettingSpec(ENV_HISTORY_SIZE, Kind.INTEGER, DEFAULT_HISTORY_SIZE, APP_ONLY, minimum=1, maximum=100_000)
+MAX_BODY_BYTES = SettingSpec(
+    ENV_MAX_BODY_BYTES, Kind.INTEGER, DEFAULT_MAX_BODY_BYTES, APP_ONLY, minimum=256, maximum=1 << 20
+)
+COMMIT_MAX_WAIT = SettingSpec(
+    ENV_COMMIT_MAX_WAIT,
+    Kind.NUMBER,
+    DEFAULT_COMMIT_MAX_WAIT_SECONDS,
+    APP_ONLY,
+    minimum=0.0,
+    minimum_exclusive=True,
+    maximum=30.0,
+)
+ACCESS_LOG = SettingSpec(ENV_ACCESS_LOG, Kind.FLAG, False, APP_ONLY)
+BENCH_ROUTES = SettingSpec(ENV_BENCH_ROUTES, Kind.FLAG, False, APP_ONLY)
+EMULATOR_URL = SettingSpec(ENV_EMULATOR_URL, Kind.URL, None, APP_ONLY)
 
 
 @dataclass(frozen=True)
@@ -71,71 +84,26 @@ class AppSettings:
         return self.emulator_url is not None
 
 
-T = TypeVar("T", int, float)
-
-
-def _number(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], *, low: T, high: T, low_open: bool = False) -> T:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    kind = "an integer" if parse is int else "a number"
-    try:
-        value = parse(raw.strip())
-    except ValueError:
-        raise SettingsError(name, f"{raw.strip()[:40]!r} is not {kind}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingsError(name, f"{raw.strip()[:40]!r} is not a finite number")
-    if value < low or (low_open and value == low) or value > high:
-        lower = f"greater than {low}" if low_open else f"at least {low}"
-        raise SettingsError(name, f"{value} is out of range: expected {kind} {lower} and at most {high}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise SettingsError(name, f"{raw[:40]!r} is not a yes/no value (use 1/0, true/false, yes/no, on/off)")
-
-
-def _http_url(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    problem = http_url_problem(raw)
-    if problem is not None:
-        raise SettingsError(name, problem)
-    return raw.rstrip("/")
-
-
 def load_settings(env: Mapping[str, str] | None = None) -> AppSettings:
-    """Read and validate every setting; raise `SettingsError` for the first bad one."""
+    """Read and validate every setting; raise `SettingError` for the first bad one."""
     source = os.environ if env is None else env
-    metadata_uri = source.get(contract.ENV_METADATA_URI, "").strip() or None
-    # A malformed metadata URI is a deployment mistake, not a clock condition: refuse to start.
-    if metadata_uri is not None:
-        _http_url({contract.ENV_METADATA_URI: metadata_uri}, contract.ENV_METADATA_URI)
+    metadata_uri = read(METADATA_URI, source)
     host = source.get(ENV_HOST, "").strip() or DEFAULT_HOST
     if any(character.isspace() for character in host) or "/" in host:
-        raise SettingsError(ENV_HOST, f"{host[:40]!r} is not a host name or address")
+        raise SettingError(ENV_HOST, f"{host[:40]!r} is not a host name or address")
+    emulator_url = read(EMULATOR_URL, source)
     return AppSettings(
         metadata_uri=metadata_uri,
-        threshold_ms=_number(source, contract.ENV_THRESHOLD_MS, contract.DEFAULT_THRESHOLD_MS, float, low=0.0, high=3_600_000.0, low_open=True),
-        max_reference_age_s=_number(
-            source, contract.ENV_MAX_REFERENCE_AGE, contract.DEFAULT_MAX_REFERENCE_AGE_SECONDS, float, low=0.0, high=86_400.0, low_open=True
-        ),
-        max_drift_ppm=_number(source, contract.ENV_MAX_DRIFT_PPM, contract.DEFAULT_MAX_DRIFT_PPM, float, low=0.0, high=1_000_000.0),
-        cache_ttl_s=_number(
-            source, contract.ENV_CACHE_TTL, contract.DEFAULT_CACHE_TTL_SECONDS, float, low=0.0, high=MAX_CACHE_TTL_SECONDS, low_open=True
-        ),
+        threshold_ms=read(settings_spec.THRESHOLD_MS, source),
+        max_reference_age_s=read(settings_spec.MAX_REFERENCE_AGE, source),
+        max_drift_ppm=read(settings_spec.MAX_DRIFT_PPM, source),
+        cache_ttl_s=read(settings_spec.CACHE_TTL, source),
         host=host,
-        port=_number(source, ENV_PORT, DEFAULT_PORT, int, low=1, high=65535),
-        history_size=_number(source, ENV_HISTORY_SIZE, DEFAULT_HISTORY_SIZE, int, low=1, high=100_000),
-        max_body_bytes=_number(source, ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, int, low=256, high=1 << 20),
-        commit_max_wait_s=_number(source, ENV_COMMIT_MAX_WAIT, DEFAULT_COMMIT_MAX_WAIT_SECONDS, float, low=0.0, high=30.0, low_open=True),
-        access_log=_flag(source, ENV_ACCESS_LOG),
-        bench_routes=_flag(source, ENV_BENCH_ROUTES),
-        emulator_url=_http_url(source, ENV_EMULATOR_URL),
+        port=read(settings_spec.APP_PORT, source),
+        history_size=read(HISTORY_SIZE, source),
+        max_body_bytes=read(MAX_BODY_BYTES, source),
+        commit_max_wait_s=read(COMMIT_MAX_WAIT, source),
+        access_log=read(ACCESS_LOG, source),
+        bench_routes=read(BENCH_ROUTES, source),
+        emulator_url=emulator_url.rstrip("/") if emulator_url else None,
     )

@@ -6,8 +6,10 @@ import logging
 import os
 import sys
 
+from clockcore.errors import SettingError
+
 from clock_worker import logs
-from clock_worker.settings import ConfigError, load_settings
+from clock_worker.settings import load_settings
 
 EXIT_BAD_CONFIGURATION = 2
 EXIT_CRASHED = 1
@@ -16,7 +18,7 @@ EXIT_CRASHED = 1
 def main() -> int:
     try:
         settings = load_settings(os.environ)
-    except ConfigError as error:
+    except SettingError as error:
         logs.print_config_error(error.setting, error.problem)
         return EXIT_BAD_CONFIGURATION
     logs.configure(settings.log_level)

@@ -12,7 +12,9 @@ import sys
 import time
 from typing import Mapping
 
-from clock_worker.settings import ConfigError, parse_heartbeat_file, parse_interval
+from clockcore.errors import SettingError
+
+from clock_worker.settings import parse_heartbeat_file, parse_interval
 
 FRESH_WITHIN_INTERVALS = 3
 
@@ -20,7 +22,7 @@ FRESH_WITHIN_INTERVALS = 3
 def check(env: Mapping[str, str], *, now: float | None = None) -> tuple[bool, str]:
     try:
         interval_s = parse_interval(env)
-    except ConfigError as error:
+    except SettingError as error:
         return False, f"unhealthy: bad configuration: {error}"
     path = parse_heartbeat_file(env)
     try:
