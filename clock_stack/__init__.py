@@ -7,7 +7,7 @@ worker sidecar and its monitoring to a Fargate task definition you already have.
 from __future__ import annotations
 
 from clock_stack.images import CONTAINERS_DIR, IMAGE_CONTEXT_DIR, TaskArchitecture
-from clock_stack.settings import ClockPropsError, ClockSettings
+from clock_stack.settings import ClockProps, ClockPropsError, ClockSettings
 from clock_stack.metrics import ClockMetrics
 from clock_stack.sidecar import ClockWorkerSidecar
 from clock_stack.monitoring import ClockAlarms, ClockMonitoring
@@ -23,6 +23,7 @@ __all__ = [
     "ClockAlarms",
     "ClockMetrics",
     "ClockMonitoring",
+    "ClockProps",
     "ClockPropsError",
     "ClockSettings",
     "ClockTaskMonitoring",

@@ -21,7 +21,7 @@ from clockcore import contract
 from clock_stack.images import TaskArchitecture
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.service import ClockAccurateFargateService
-from clock_stack.settings import ClockPropsError
+from clock_stack.settings import ClockProps, ClockPropsError
 
 CONTEXT_PREFIX = "clock:"
 FALLBACK_REGION = "us-east-1"
@@ -169,12 +169,14 @@ class ClockDemoStack(Stack):
             architecture=TaskArchitecture(config.architecture),
             desired_count=config.desiredCount,
             max_task_count=config.maxTaskCount,
-            threshold_ms=config.thresholdMs,
-            interval_seconds=config.intervalSeconds,
-            max_drift_ppm=config.maxDriftPpm,
-            sink=config.sink,
-            namespace=config.namespace,
-            clock_service_name=config.serviceName or None,
+            clock=ClockProps(
+                service_name=config.serviceName or None,
+                threshold_ms=config.thresholdMs,
+                interval_seconds=config.intervalSeconds,
+                max_drift_ppm=config.maxDriftPpm,
+                sink=config.sink,
+                namespace=config.namespace,
+            ),
             ingress_peers=config.ingress_peers(),
             alarm_email=config.alarmEmail or None,
             certificate=certificate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_certificatemanager as acm
@@ -15,11 +16,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from clockcore import contract
 from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitecture, app_image
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
-from clock_stack.settings import ClockPropsError, ClockSettings
+from clock_stack.settings import ClockProps, ClockPropsError, clock_props
 from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check, exec_linux_parameters
 from clock_stack.task_monitoring import ClockTaskMonitoring, default_clock_service_name
 
@@ -97,11 +97,11 @@ class ClockAccurateFargateService(Construct):
         architecture: X86_64 or ARM64, image assets built to match [X86_64].
         desired_count [2], min_task_count [desired], max_task_count [2 x desired],
             target_cpu_utilization_percent [60]: auto scaling.
-        threshold_ms [1.0], interval_seconds [10], sink ["emf"], namespace ["FargateClock"],
-            metrics_profile ["standard"], per_task_metrics [the profile's], max_drift_ppm [15],
-            clock_service_name [stack name + construct path]: the clock contract. The
-            clock_service_name is the `Service` dimension every alarm filters on: it must be
-            unique per account and region, or two services share their alarm series.
+        clock: a `ClockProps` (threshold_ms [1.0], interval_seconds [10], sink ["emf"],
+            namespace, metrics_profile ["standard"], per_task_metrics, max_drift_ppm,
+            max_reference_age_seconds, cache_ttl_seconds, service_name [stack name +
+            construct path]). Its service_name is the `Service` dimension every alarm
+            filters on: it must be unique per account and region.
         alarm_topic / alarm_email: one of them or neither [an encrypted topic, no subscription].
         certificate: HTTPS with an HTTP redirect [none: HTTP].
         ingress_peers: who may reach the listener ports (80; or 443 and the 80 redirect with
@@ -138,14 +138,7 @@ class ClockAccurateFargateService(Construct):
         min_task_count: int | None = None,
         max_task_count: int | None = None,
         target_cpu_utilization_percent: int = 60,
-        threshold_ms: float = contract.DEFAULT_THRESHOLD_MS,
-        interval_seconds: float = contract.DEFAULT_INTERVAL_SECONDS,
-        sink: str = contract.DEFAULT_SINK,
-        namespace: str | None = None,
-        metrics_profile: str = contract.STANDARD_PROFILE.name,
-        per_task_metrics: Sequence[str] | None = None,
-        max_drift_ppm: float = contract.DEFAULT_MAX_DRIFT_PPM,
-        clock_service_name: str | None = None,
+        clock: ClockProps | None = None,
         alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
         certificate: acm.ICertificate | None = None,
@@ -180,16 +173,11 @@ class ClockAccurateFargateService(Construct):
             uses_project_app=image is None,
         )
         validate_alarm_email(alarm_email, alarm_topic)
-        settings = ClockSettings.create(
-            service_name=clock_service_name or default_clock_service_name(self),
-            namespace=namespace,
-            sink=sink,
-            metrics_profile=metrics_profile,
-            per_task_metrics=per_task_metrics,
-            interval_seconds=interval_seconds,
-            threshold_ms=threshold_ms,
-            max_drift_ppm=max_drift_ppm,
-        )
+        # The `Service` value is this construct's path (not the monitoring part's) unless given.
+        clock = clock_props(clock)
+        service_name = clock.service_name or default_clock_service_name(self)
+        clock = replace(clock, service_name=service_name)
+        settings = clock.resolve(default_service_name=service_name)
         self.settings = settings
         uses_project_app = image is None
         # The app reads the same threshold the alarms use, so those keys come from props only.
@@ -313,7 +301,7 @@ class ClockAccurateFargateService(Construct):
             alarm_email=alarm_email,
             log_retention=log_retention,
             removal_policy=removal_policy,
-            settings=settings,
+            clock=clock,
             enable_execute_command=enable_execute_command,
         )
         self.worker_container = self.clock.worker_container

@@ -20,7 +20,7 @@ from clockcore import contract, settings_spec
 from clockcore.errors import SettingError
 from clockcore.settings_spec import SettingSpec, format_number, to_env
 
-__all__ = ["ClockPropsError", "ClockSettings", "format_number", "validate_prop"]
+__all__ = ["ClockProps", "ClockPropsError", "ClockSettings", "format_number", "validate_prop"]
 
 
 class ClockPropsError(ValueError):
@@ -40,6 +40,62 @@ def validate_prop(spec: SettingSpec, value: object, *, name: str | None = None) 
         return settings_spec.validate(spec, value, name=name)
     except SettingError as error:
         raise ClockPropsError(str(error)) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockProps:
+    """The clock settings of one monitored service: `clock=ClockProps(...)` on
+    `ClockAccurateFargateService` and on `ClockTaskMonitoring`.
+
+    Every field has the default and the range the containers have (clockcore's
+    settings_spec); a bad one raises `ClockPropsError` naming it when a construct is built.
+    """
+
+    # Value of the `Service` dimension every alarm, widget and per-task query filters on.
+    # Unique per account and region. None: the construct's stack name + construct path.
+    service_name: str | None = None
+    # Largest effective bound (ms) the app's gate lets through; the alarms' threshold.
+    threshold_ms: float = contract.DEFAULT_THRESHOLD_MS
+    # How often the worker samples the task metadata (s, 1-3600).
+    interval_seconds: float = contract.DEFAULT_INTERVAL_SECONDS
+    # "emf" (metric lines through the awslogs driver, no IAM) or "cloudwatch" (PutMetricData).
+    sink: str = contract.DEFAULT_SINK
+    # CloudWatch namespace; None: the metrics profile's (FargateClock, or the seed's).
+    namespace: str | None = None
+    # "standard", or "seed": the AWS sample's namespace and per-task dimensions.
+    metrics_profile: str = contract.STANDARD_PROFILE.name
+    # Metrics also published per task; None: the profile's.
+    per_task_metrics: Sequence[str] | None = None
+    # Drift rate (ppm) that grows the bound with the reference age.
+    max_drift_ppm: float = contract.DEFAULT_MAX_DRIFT_PPM
+    # Oldest reference (s) the app's gate still trusts.
+    max_reference_age_seconds: float = contract.DEFAULT_MAX_REFERENCE_AGE_SECONDS
+    # How long (s) the app reuses a metadata reading.
+    cache_ttl_seconds: float = contract.DEFAULT_CACHE_TTL_SECONDS
+
+    def resolve(self, *, default_service_name: str) -> "ClockSettings":
+        """Validated settings, with `default_service_name` when `service_name` is None."""
+        return ClockSettings.create(
+            service_name=default_service_name if self.service_name is None else self.service_name,
+            namespace=self.namespace,
+            sink=self.sink,
+            metrics_profile=self.metrics_profile,
+            per_task_metrics=self.per_task_metrics,
+            interval_seconds=self.interval_seconds,
+            threshold_ms=self.threshold_ms,
+            max_drift_ppm=self.max_drift_ppm,
+            max_reference_age_seconds=self.max_reference_age_seconds,
+            cache_ttl_seconds=self.cache_ttl_seconds,
+        )
+
+
+def clock_props(value: object) -> ClockProps:
+    """The `clock` prop, checked: None gives the defaults."""
+    if value is None:
+        return ClockProps()
+    if not isinstance(value, ClockProps):
+        raise ClockPropsError(f"clock must be a ClockProps(...), got {type(value).__name__}: {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

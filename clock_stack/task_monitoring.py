@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
@@ -14,7 +12,7 @@ from clockcore import contract
 from clock_stack.images import TaskArchitecture
 from clock_stack.metrics import ClockMetrics
 from clock_stack.monitoring import ClockMonitoring, validate_alarm_email
-from clock_stack.settings import ClockPropsError, ClockSettings
+from clock_stack.settings import ClockProps, ClockPropsError, clock_props
 from clock_stack.sidecar import ClockWorkerSidecar
 
 
@@ -28,9 +26,10 @@ def default_clock_service_name(scope: Construct) -> str:
 class ClockTaskMonitoring(Construct):
     """Add the worker sidecar, its IAM, a dashboard and alarms to `task_definition`.
 
-    `clock_service_name` is the value of the `Service` dimension every alarm and widget
-    filters on (default: stack name + construct path). It must be unique per account
-    and region: two services publishing the same value share their alarm series.
+    `clock` (a `ClockProps`) holds the clock settings; its `service_name` is the value of
+    the `Service` dimension every alarm and widget filters on (default: stack name +
+    construct path). It must be unique per account and region: two services publishing
+    the same value share their alarm series.
     `service` (optional, recommended) is the ECS service running the task definition:
     with it the no-data alarm fires only while that service runs tasks (a fresh deploy
     does not notify), and its tasks start only after the worker's IAM policy exists.
@@ -45,39 +44,21 @@ class ClockTaskMonitoring(Construct):
         *,
         task_definition: ecs.FargateTaskDefinition,
         service: ecs.FargateService | None = None,
-        clock_service_name: str | None = None,
+        clock: ClockProps | None = None,
         architecture: TaskArchitecture = TaskArchitecture.X86_64,
         worker_image: ecs.ContainerImage | None = None,
         app_port: int | None = None,
-        threshold_ms: float = contract.DEFAULT_THRESHOLD_MS,
-        interval_seconds: float = contract.DEFAULT_INTERVAL_SECONDS,
-        sink: str = contract.DEFAULT_SINK,
-        namespace: str | None = None,
-        metrics_profile: str = contract.STANDARD_PROFILE.name,
-        per_task_metrics: Sequence[str] | None = None,
-        max_drift_ppm: float = contract.DEFAULT_MAX_DRIFT_PPM,
         alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        settings: ClockSettings | None = None,
         enable_execute_command: bool = False,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(architecture, TaskArchitecture):
             raise ClockPropsError(f"architecture must be a TaskArchitecture (X86_64 or ARM64), got {architecture!r}")
         validate_alarm_email(alarm_email, alarm_topic)
-        if settings is None:
-            settings = ClockSettings.create(
-                service_name=clock_service_name or default_clock_service_name(self),
-                namespace=namespace,
-                sink=sink,
-                metrics_profile=metrics_profile,
-                per_task_metrics=per_task_metrics,
-                interval_seconds=interval_seconds,
-                threshold_ms=threshold_ms,
-                max_drift_ppm=max_drift_ppm,
-            )
+        settings = clock_props(clock).resolve(default_service_name=default_clock_service_name(self))
         self.settings = settings
 
         self.sidecar = ClockWorkerSidecar(

@@ -370,7 +370,7 @@ SERVICE_NAME = SettingSpec(
     Kind.TEXT,
     contract.DEFAULT_SERVICE_NAME,
     WORKER_ONLY,
-    prop="clock_service_name",
+    prop="service_name",
     # A dimension value may be 1024 characters, but alarm descriptions (at most 1024)
     # quote it: 255 keeps every description valid.
     max_length=255,

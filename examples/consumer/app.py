@@ -15,7 +15,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 
-from clock_stack import ClockAccurateFargateService, ClockTaskMonitoring, TaskArchitecture
+from clock_stack import ClockAccurateFargateService, ClockProps, ClockTaskMonitoring, TaskArchitecture
 
 REGION = os.environ.get("CDK_DEFAULT_REGION") or "eu-west-1"
 
@@ -31,9 +31,7 @@ class OrdersStack(cdk.Stack):
             "Orders",
             cluster=cluster,
             architecture=TaskArchitecture.ARM64,
-            sink="cloudwatch",
-            threshold_ms=2,
-            clock_service_name="orders-clock",
+            clock=ClockProps(service_name="orders-clock", sink="cloudwatch", threshold_ms=2),
             ingress_peers=[ec2.Peer.ipv4("203.0.113.0/24")],
         )
 
@@ -66,9 +64,7 @@ class OrdersStack(cdk.Stack):
             task_definition=ledger_task,
             service=ledger,
             architecture=TaskArchitecture.ARM64,
-            clock_service_name="ledger-clock",
-            sink="cloudwatch",
-            threshold_ms=0.5,
+            clock=ClockProps(service_name="ledger-clock", sink="cloudwatch", threshold_ms=0.5),
         )
 
 

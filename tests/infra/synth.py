@@ -117,7 +117,7 @@ def build_consumer_service(app: Any) -> Any:
     from aws_cdk import aws_ec2 as ec2
     from aws_cdk import aws_ecs as ecs
 
-    from clock_stack import ClockAccurateFargateService
+    from clock_stack import ClockAccurateFargateService, ClockProps
 
     stack = cdk.Stack(app, "ConsumerService", env=cdk.Environment(region=REGION))
     vpc = ec2.Vpc(stack, "TeamVpc", max_azs=2, nat_gateways=1)
@@ -132,7 +132,7 @@ def build_consumer_service(app: Any) -> Any:
         app_readonly_root_filesystem=False,
         desired_count=1,
         max_task_count=3,
-        threshold_ms=5,
+        clock=ClockProps(threshold_ms=5),
         alarm_email="team@example.com",
     )
     return stack
@@ -144,7 +144,7 @@ def build_consumer_task_definition(app: Any) -> Any:
     from aws_cdk import aws_ec2 as ec2
     from aws_cdk import aws_ecs as ecs
 
-    from clock_stack import ClockTaskMonitoring
+    from clock_stack import ClockProps, ClockTaskMonitoring
 
     stack = cdk.Stack(app, "ConsumerTaskDefinition", env=cdk.Environment(region=REGION))
     vpc = ec2.Vpc(stack, "TeamVpc", max_azs=2, nat_gateways=1)
@@ -170,9 +170,6 @@ def build_consumer_task_definition(app: Any) -> Any:
         "ApiClock",
         task_definition=task_definition,
         service=service,
-        clock_service_name="team-api",
-        sink="cloudwatch",
-        namespace="Team/Clock",
-        threshold_ms=2,
+        clock=ClockProps(service_name="team-api", sink="cloudwatch", namespace="Team/Clock", threshold_ms=2),
     )
     return stack

@@ -138,7 +138,7 @@ def test_seed_profile_keeps_the_seeds_namespace_and_dimensions():
     from aws_cdk import aws_ecs as ecs
     from aws_cdk.assertions import Template
 
-    from clock_stack import ClockTaskMonitoring
+    from clock_stack import ClockProps, ClockTaskMonitoring
     from infra.synth import REGION, cdk_context
 
     app = cdk.App(context=cdk_context())
@@ -146,7 +146,7 @@ def test_seed_profile_keeps_the_seeds_namespace_and_dimensions():
     task_definition = ecs.FargateTaskDefinition(stack, "Task", family="seed-family")
     image = ecs.ContainerImage.from_registry(CONSUMER_IMAGE)
     task_definition.add_container("main", image=image)
-    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, metrics_profile="seed", worker_image=image)
+    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, clock=ClockProps(metrics_profile="seed"), worker_image=image)
     template = Template.from_stack(stack).to_json()
     worker = next(
         container

@@ -406,13 +406,13 @@ def test_task_monitoring_without_a_service_keeps_the_plain_no_data_alarm(tmp_pat
     from aws_cdk import aws_ecs as ecs
     from aws_cdk.assertions import Template
 
-    from clock_stack import ClockTaskMonitoring
+    from clock_stack import ClockProps, ClockTaskMonitoring
 
     app = cdk.App(context=cdk_context(), outdir=str(tmp_path))
     stack = cdk.Stack(app, "Bare", env=cdk.Environment(region=REGION))
     task_definition = ecs.FargateTaskDefinition(stack, "Task")
     task_definition.add_container("api", image=ecs.ContainerImage.from_registry(NGINX))
-    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, clock_service_name="bare")
+    ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, clock=ClockProps(service_name="bare"))
     synth = Synthesized(app=app, stack=stack, template=Template.from_stack(stack), outdir=tmp_path)
     assert set(alarms_named(synth)) >= {"NoData", "BoundOverThreshold"}
     assert "ServiceHasRunningTasks" not in alarms_named(synth)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from clock_stack import ClockAccurateFargateService, ClockPropsError, ClockSettings, ClockTaskMonitoring, TaskArchitecture
+from clock_stack import ClockAccurateFargateService, ClockProps, ClockPropsError, ClockSettings, ClockTaskMonitoring, TaskArchitecture
 from clock_stack.demo_stack import DemoConfig
 from clock_stack.metrics import alarm_period
 from clock_stack.settings import format_number
@@ -26,9 +26,9 @@ def new_stack(region: str | None = REGION):
 @pytest.mark.parametrize(
     ("props", "message"),
     [
-        ({"service_name": ""}, "clock_service_name must be 1-255 characters"),
-        ({"service_name": " padded "}, "clock_service_name must be 1-255 characters"),
-        ({"service_name": "x" * 256}, "clock_service_name must be 1-255 characters"),
+        ({"service_name": ""}, "service_name must be 1-255 characters"),
+        ({"service_name": " padded "}, "service_name must be 1-255 characters"),
+        ({"service_name": "x" * 256}, "service_name must be 1-255 characters"),
         ({"namespace": "AWS/ECS"}, "not starting with AWS/ in any case (reserved for AWS services), got 'AWS/ECS'"),
         ({"namespace": "aws/Clock"}, "got 'aws/Clock', which starts with 'aws/'"),
         ({"namespace": "x" * 256}, "which is 256 characters long"),
@@ -94,8 +94,9 @@ def test_numbers_are_written_plainly():
         ({"health_check_path": "healthz"}, "health_check_path must start with '/'"),
         ({"architecture": "ARM64"}, "architecture must be TaskArchitecture.X86_64 or TaskArchitecture.ARM64"),
         ({"alarm_email": "not-an-address"}, "alarm_email must be an e-mail address"),
-        ({"threshold_ms": -2}, "threshold_ms must be a number greater than 0 and at most 3600000, got -2"),
-        ({"sink": "PutMetricData"}, "sink must be one of cloudwatch, emf"),
+        ({"clock": ClockProps(threshold_ms=-2)}, "threshold_ms must be a number greater than 0 and at most 3600000, got -2"),
+        ({"clock": ClockProps(sink="PutMetricData")}, "sink must be one of cloudwatch, emf"),
+        ({"clock": {"threshold_ms": 2}}, "clock must be a ClockProps(...), got dict"),
         ({"target_cpu_utilization_percent": 100}, "target_cpu_utilization_percent must be from 10 to 95"),
     ],
 )

@@ -35,7 +35,17 @@ def run(command: list[str], *, cwd: Path, env: dict[str, str] | None = None, tim
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = tmp_path_factory.mktemp("wheels")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(wheels), str(ROOT)], cwd=wheels)
+    # Built from a copy of the sources: setuptools builds in-tree, and a stale build/ in the
+    # checkout would carry files of an earlier state into the wheel.
+    source = tmp_path_factory.mktemp("source") / "project"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,  # clock_stack/_image_context is a link to containers/
+        ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "cdk.out", "build", "dist", "*.egg-info",
+                                      "__pycache__", ".pytest_cache", ".hypothesis", ".local-run", "tests", "bench"),
+    )
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(wheels), str(source)], cwd=wheels)
     (built,) = wheels.glob("fargate_clock_accuracy-0.2.0-*.whl")
     return built
 

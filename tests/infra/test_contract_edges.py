@@ -318,7 +318,7 @@ def test_a_token_is_refused_naming_the_prop():
 
 # ---------------------------------------------------------------- one synthesis
 EDGE_PROPS: dict[str, Any] = {
-    "clock_service_name": "s" * 255,
+    "service_name": "s" * 255,
     "namespace": "Edge/Clock-_.#:09",
     "sink": "CloudWatch",
     "metrics_profile": "SEED",
@@ -334,13 +334,13 @@ def edges(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, Any]:
     """One stack: the service construct with the project's app and edge values for its props."""
     import aws_cdk as cdk
 
-    from clock_stack import ClockAccurateFargateService
+    from clock_stack import ClockAccurateFargateService, ClockProps
 
     built: dict[str, Any] = {}
 
     def build(app: Any) -> Any:
         stack = cdk.Stack(app, "ContractEdges", env=cdk.Environment(region=REGION))
-        built["service"] = ClockAccurateFargateService(stack, "Service", **EDGE_PROPS)
+        built["service"] = ClockAccurateFargateService(stack, "Service", clock=ClockProps(**EDGE_PROPS))
         return stack
 
     return synth_stack(tmp_path_factory.mktemp("contract-edges"), build), built["service"]
