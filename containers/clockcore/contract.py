@@ -115,8 +115,11 @@ DEFAULT_INTERVAL_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 1.0
 # Beyond an hour between samples every alarm period would be meaningless.
 MAX_INTERVAL_SECONDS = 3600.0
-# ClockBound's default maximum drift rate of a free-running clock.
-DEFAULT_MAX_DRIFT_PPM = 15.0
+# Maximum drift rate of a free-running clock, for a *bound*: ClockBound's daemon README
+# recommends 50 PPM (`--max-drift-rate 50` with chrony's `maxclockerror 50`); its built-in
+# 1 PPM is chrony's optimistic value, right for an estimate, not a bound
+# (aws/clock-bound, clock-bound-d/README.md, "configuring the maxclockerror directive").
+DEFAULT_MAX_DRIFT_PPM = 50.0
 # The seed blog's example alarm threshold.
 DEFAULT_THRESHOLD_MS = 1.0
 DEFAULT_MAX_REFERENCE_AGE_SECONDS = 120.0

@@ -44,8 +44,9 @@ def test_ok_clock_is_safe_with_bounded_now(live_app, emulator):
     ],
 )
 def test_each_verdict_reason(serve_app, emulator, scenario, values, reasons, error_kind, detail_fragment):
-    # 30 s of growth at 15 ppm adds 0.45 ms: the stale case stays under the 1 ms threshold.
-    app = serve_app(max_reference_age_s=20.0)
+    # 30 s of growth at 15 ppm adds 0.45 ms: the stale case stays under the 1 ms threshold,
+    # so each case has exactly one reason (at the default 50 ppm it would be 1.5 ms).
+    app = serve_app(max_reference_age_s=20.0, max_drift_ppm=15.0)
     set_scenario(emulator, scenario, **values)
     with app.client() as client:
         clock = client.get("/api/clock").json()

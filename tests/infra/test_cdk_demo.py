@@ -204,7 +204,7 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         contract.ENV_SERVICE: "ClockDemo/Service",
         contract.ENV_PER_TASK_METRICS: contract.EFFECTIVE_BOUND.name,
         contract.ENV_INTERVAL: "10",
-        contract.ENV_MAX_DRIFT_PPM: "15",
+        contract.ENV_MAX_DRIFT_PPM: "50",
         contract.ENV_THRESHOLD_MS: "1",
         contract.ENV_APP_STATS_URL: "http://127.0.0.1:8080" + contract.APP_STATS_PATH,
     }
@@ -215,7 +215,7 @@ def test_app_environment_uses_the_alarm_threshold(demo: Synthesized, variant: Sy
         contract.ENV_THRESHOLD_MS: "1",
         contract.ENV_CACHE_TTL: "1",
         contract.ENV_MAX_REFERENCE_AGE: "120",
-        contract.ENV_MAX_DRIFT_PPM: "15",
+        contract.ENV_MAX_DRIFT_PPM: "50",
     }
     assert env_of(variant.container(APP))[contract.ENV_THRESHOLD_MS] == "2.5"
 

@@ -10,6 +10,8 @@ from collections import Counter
 
 import pytest
 
+from clockcore import contract
+
 from .conftest import assert_on_one_second_grid, base_env
 from .test_parts import validate_emf
 
@@ -44,7 +46,7 @@ def test_emf_lines_follow_the_spec_and_the_contract(tmp_path, emulator, start_wo
         assert document["ClockSampleFailures"] == 0
         assert 0 <= document["ClockReferenceAge"] < 2
         assert document["EffectiveClockErrorBound"] == pytest.approx(
-            0.446931 + document["ClockReferenceAge"] * 15 * 0.001
+            0.446931 + document["ClockReferenceAge"] * contract.DEFAULT_MAX_DRIFT_PPM * 0.001
         )
     # Paced on a 1 s grid.
     stamps = [document["_aws"]["Timestamp"] for document in lines]
