@@ -52,8 +52,7 @@ LAYOUT_VERSION = 2
 SEGMENT_SIZE = 80
 
 _HEADER = struct.Struct("=8sIHH")  # magic, segment size, version, generation
-_GENERATION = struct.Struct("=H")
-_GENERATION_OFFSET = 14
+_GENERATION_WORD = 7  # offset 14 as an index into the segment's u16 words
 _RECORD = struct.Struct("=qqqqqQIiB7x")  # as-of s/ns, void-after s/ns, bound, marker, drift, status, support
 _RECORD_OFFSET = 16
 assert _HEADER.size + _RECORD.size == SEGMENT_SIZE
@@ -160,23 +159,31 @@ class ClockBoundWriter:
             os.close(fd)
             raise
         self._fd: int | None = fd  # kept open: the flock lives with it
+        # The generation is stored through a u16 view: one 2-byte store. struct.pack_into
+        # writes a u16 a byte at a time (measured here: a reader caught 255 -> 256 as 0
+        # and as 511), and a torn 0 reads as "never written".
+        self._words: memoryview | None = memoryview(self._map)[:_HEADER.size].cast("H")
         # CPython has no memory fence; see _fence().
         self._fence_lock = threading.Lock()
         self._fence_lock.acquire()
 
     @property
     def generation(self) -> int:
-        return _GENERATION.unpack_from(self._require_map(), _GENERATION_OFFSET)[0]
+        self._require_map()
+        assert self._words is not None
+        return self._words[_GENERATION_WORD]
 
     def write(self, record: SegmentRecord) -> int:
         """Publish `record`; returns the (even) generation it is published under."""
         segment = self._require_map()
-        updating, published = next_generation(_GENERATION.unpack_from(segment, _GENERATION_OFFSET)[0])
+        words = self._words
+        assert words is not None
+        updating, published = next_generation(words[_GENERATION_WORD])
         as_of_s, as_of_nsec = _split_timespec(record.as_of_ns)
         void_s, void_nsec = _split_timespec(record.void_after_ns)
-        # Going from even to odd never carries into the high byte, so even a byte-wise
-        # store could not show readers an even value while the fields change.
-        _GENERATION.pack_into(segment, _GENERATION_OFFSET, updating)
+        # (Going from even to odd never carries into the high byte anyway, so not even a
+        # torn store could show readers an even value while the fields change.)
+        words[_GENERATION_WORD] = updating
         self._fence()
         _RECORD.pack_into(
             segment,
@@ -192,11 +199,14 @@ class ClockBoundWriter:
             1 if record.disruption_support else 0,
         )
         self._fence()
-        _GENERATION.pack_into(segment, _GENERATION_OFFSET, published)
+        words[_GENERATION_WORD] = published
         return published
 
     def close(self) -> None:
         """Unmap and close (releasing the lock). The file stays: readers keep using it."""
+        if self._words is not None:
+            self._words.release()  # an exported view would keep the map from closing
+            self._words = None
         if self._map is not None:
             self._map.close()
             self._map = None
