@@ -49,8 +49,10 @@ HEADER_SIZE = 16
 MIN_SEGMENT_SIZE = HEADER_SIZE + 64
 
 _HEADER = struct.Struct("=8sIHH")  # magic, segment size, version, generation
-_VERSION_AND_GENERATION = struct.Struct("=HH")  # at offset 12
-_GENERATION = struct.Struct("=H")  # at offset 14
+# Version and generation are read as u16 words (offsets 12 and 14) through a memoryview:
+# one 2-byte load each, like the client's AtomicU16 loads.
+_VERSION_WORD = 6
+_GENERATION_WORD = 7
 _FIELDS = struct.Struct("=qqqqqQIiB")  # at offset 16; the 7 padding bytes are not read
 
 CLOCK_MONOTONIC_COARSE: int = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # <linux/time.h>
@@ -182,6 +184,7 @@ class ClockBoundReader:
             raise ValueError("max_attempts must be at least 1")
         self._max_attempts = max_attempts
         self._map: mmap.mmap | None = _map_segment(self.path)
+        self._words: memoryview | None = memoryview(self._map)[:HEADER_SIZE].cast("H")
         # The last consistent copy, and the generation it came from (-1: none yet).
         self._cached: SegmentSnapshot | None = None
         self._cached_generation = -1
@@ -193,18 +196,21 @@ class ClockBoundReader:
     def snapshot(self) -> SegmentSnapshot:
         """A consistent copy taken now, by the generation rule; raises after max_attempts."""
         segment = self._require_map()
+        words = self._words
+        assert words is not None
+        generation = 0
         for _ in range(self._max_attempts):
-            version, generation = _VERSION_AND_GENERATION.unpack_from(segment, 12)
+            version, generation = words[_VERSION_WORD], words[_GENERATION_WORD]
             if version != SUPPORTED_VERSION:
                 raise self._version_error(version)
-            if generation == 0:
-                raise ClockBoundError("not_initialized", self.path, "generation is 0: the writer is re-initializing it")
-            if not generation & 1:
+            # 0 is retried like an odd value: a writer that stores the word a byte at a time
+            # shows 0 for an instant between 255 and 256.
+            if generation and not generation & 1:
                 self._fence()
                 magic, segment_size, _, _ = _HEADER.unpack_from(segment)
                 fields = _FIELDS.unpack_from(segment, HEADER_SIZE)
                 self._fence()
-                if _GENERATION.unpack_from(segment, 14)[0] == generation:
+                if words[_GENERATION_WORD] == generation:
                     snapshot = self._decode(magic, segment_size, version, generation, fields)
                     self._cached = snapshot
                     self._cached_generation = generation
@@ -213,6 +219,8 @@ class ClockBoundReader:
                     )
                     return snapshot
             os.sched_yield()  # let a writer caught mid-update finish
+        if generation == 0:
+            raise ClockBoundError("not_initialized", self.path, "generation is 0: the writer is re-initializing it")
         raise ClockBoundError(
             "busy",
             self.path,
@@ -222,10 +230,10 @@ class ClockBoundReader:
 
     def now(self) -> BoundedNow:
         """Bounded current time, as ClockBound's client computes it (see module doc)."""
-        segment = self._map
-        if segment is None:
+        words = self._words
+        if words is None:
             raise ClockBoundError("closed", self.path, "the reader is closed")
-        version, generation = _VERSION_AND_GENERATION.unpack_from(segment, 12)
+        version, generation = words[_VERSION_WORD], words[_GENERATION_WORD]
         if generation != self._cached_generation or version != SUPPORTED_VERSION:
             self._refresh(version, generation)
         as_of_ns, void_after_ns, bound_ns, max_drift_ppb, status = self._cached_fields
@@ -234,6 +242,9 @@ class ClockBoundReader:
         return _bounded(as_of_ns, void_after_ns, bound_ns, max_drift_ppb, status, realtime_ns, monotonic_ns, self.path)
 
     def close(self) -> None:
+        if self._words is not None:
+            self._words.release()  # an exported view would keep the map from closing
+            self._words = None
         if self._map is not None:
             self._map.close()
             self._map = None
@@ -319,6 +330,11 @@ def _map_segment(path: str) -> mmap.mmap:
         if not stat.S_ISREG(info.st_mode):
             raise ClockBoundError("not_a_file", path, "not a regular file")
         header = os.pread(fd, HEADER_SIZE, 0)
+        for _ in range(3):  # a generation of 0 may be a torn read (see snapshot); look again
+            if len(header) < HEADER_SIZE or header[14:16] != b"\0\0":
+                break
+            os.sched_yield()
+            header = os.pread(fd, HEADER_SIZE, 0)
         segment_size = _check_header(header, info.st_size, path)
         return mmap.mmap(fd, segment_size, mmap.MAP_SHARED, mmap.PROT_READ)
     except OSError as error:
