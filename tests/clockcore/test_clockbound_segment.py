@@ -406,6 +406,46 @@ def test_now_refuses_a_segment_that_wants_the_vmclock_checked(tmp_path: Path):
         assert "VMClock" in str(raised.value)
 
 
+def test_snapshot_discards_a_copy_during_which_the_generation_moved(tmp_path: Path):
+    path = tmp_path / "shm0"
+    writer = ClockBoundWriter(path)
+    writer.write(record(bound_ns=111))
+    reader = ClockBoundReader(path)
+    fences: list[int] = []
+
+    def update_during_the_first_copy() -> None:
+        fences.append(writer.generation)
+        if len(fences) == 1:  # between the first generation read and the copy
+            writer.write(record(bound_ns=222))
+
+    reader._fence = update_during_the_first_copy  # type: ignore[method-assign]
+    snapshot = reader.snapshot()
+    assert len(fences) == 4, "the first copy was thrown away and a second one taken"
+    assert (snapshot.generation, snapshot.bound_ns) == (4, 222)
+    writer.close()
+
+
+def test_a_generation_of_zero_seen_mid_read_is_retried_not_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = live_segment(tmp_path / "shm0", bound_ns=333)
+    reader = ClockBoundReader(path)
+    good = path.read_bytes()
+    path.write_bytes(good[:14] + b"\0\0" + good[16:])  # what a torn 255 -> 256 store looks like
+    import clockcore.clockbound.reader as reader_module
+
+    monkeypatch.setattr(reader_module.os, "sched_yield", lambda: path.write_bytes(good))
+    assert reader.snapshot().bound_ns == 333
+
+
+def test_a_generation_that_stays_zero_is_not_initialized(tmp_path: Path):
+    path = live_segment(tmp_path / "shm0")
+    reader = ClockBoundReader(path, max_attempts=5)
+    content = path.read_bytes()
+    path.write_bytes(content[:14] + b"\0\0" + content[16:])
+    with pytest.raises(ClockBoundError) as raised:
+        reader.snapshot()
+    assert raised.value.kind == "not_initialized"
+
+
 def test_snapshot_gives_up_on_a_generation_that_stays_odd(tmp_path: Path):
     reader = ClockBoundReader(write_segment(tmp_path / "shm0", generation=5), max_attempts=20)
     with pytest.raises(ClockBoundError) as raised:
