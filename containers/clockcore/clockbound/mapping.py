@@ -9,7 +9,8 @@ so an application reading the segment is never told more than the worker knows.
   coarse-clock tick earlier because that clock lags by up to a tick. Earlier as-of,
   longer growth, larger client bound. Without a reference time the sampling time is the
   base (as `effective_bound_ms_at` does), with no whole-second allowance.
-- bound: ClockErrorBound in ns, rounded up; max drift: ppm x 1000 ppb, rounded up.
+- bound: ClockErrorBound in ns, rounded up, plus 1 ns because the client truncates its
+  growth term to whole nanoseconds; max drift: ppm x 1000 ppb, rounded up.
 - SYNCHRONIZED -> Synchronized. NOT_SYNCHRONIZED -> FreeRunning with the last
   synchronized bound and as-of kept, so the bound keeps growing from there (what the
   ClockBound daemon does when chrony stops being synchronized), or Unknown if there
@@ -40,6 +41,8 @@ from clockcore.reading import ClockReading, SyncStatus
 _NS_PER_S = 1_000_000_000
 # ReferenceTimestamp carries whole seconds: the reference may be up to this much older.
 REFERENCE_RESOLUTION_NS = _NS_PER_S
+# The client's growth term is cast to whole nanoseconds (`as i64`): up to 1 ns lost.
+GROWTH_TRUNCATION_NS = 1
 # Writes the segment may miss before clients must stop trusting it.
 VOID_AFTER_INTERVALS = 3
 
@@ -93,7 +96,7 @@ def basis_for(reading: ClockReading, at: Instant, *, tick_ns: int) -> SegmentBas
         raise ValueError(f"max drift of {reading.max_drift_ppm} ppm cannot be published (0 to under 10^6 ppm)")
     return SegmentBasis(
         as_of_ns=at.monotonic_ns - age_ns - allowance_ns,
-        bound_ns=_ceil_scaled(reading.bound_ms, 1_000_000),
+        bound_ns=_ceil_scaled(reading.bound_ms, 1_000_000) + GROWTH_TRUNCATION_NS,
         max_drift_ppb=max_drift_ppb,
         from_reference=reading.reference_time is not None,
     )
