@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from clockcore.clockbound import (
@@ -206,6 +206,9 @@ def test_the_publisher_wants_a_positive_interval_and_age_limit():
     stamp_fraction_s=st.floats(min_value=0.0, max_value=0.999),
     later_s=st.lists(st.floats(min_value=0.0, max_value=600.0), min_size=1, max_size=5),
 )
+# No reference (no 1 s allowance) and 1 ppb: the worker has grown 0.2 ns since sampling,
+# the client's truncated growth is 0 ns; only the extra nanosecond in the bound covers it.
+@example(bound_ms=0.0, ppm_thousandths=1, reference_age_s=None, stamp_fraction_s=0.0, later_s=[0.0])
 def test_a_clients_grown_bound_is_never_below_the_workers_effective_bound_nor_far_above(
     bound_ms: float, ppm_thousandths: int, reference_age_s: int | None, stamp_fraction_s: float, later_s: list[float]
 ):
