@@ -195,9 +195,7 @@ class ClockBoundReader:
 
     def snapshot(self) -> SegmentSnapshot:
         """A consistent copy taken now, by the generation rule; raises after max_attempts."""
-        segment = self._require_map()
-        words = self._words
-        assert words is not None
+        segment, words = self._require_open()
         generation = 0
         for _ in range(self._max_attempts):
             version, generation = words[_VERSION_WORD], words[_GENERATION_WORD]
@@ -304,10 +302,10 @@ class ClockBoundReader:
             "bad_version", self.path, f"layout version {version} is not supported (this reader speaks {SUPPORTED_VERSION})"
         )
 
-    def _require_map(self) -> mmap.mmap:
-        if self._map is None:
+    def _require_open(self) -> tuple[mmap.mmap, memoryview]:
+        if self._map is None or self._words is None:
             raise ClockBoundError("closed", self.path, "the reader is closed")
-        return self._map
+        return self._map, self._words
 
     def _fence(self) -> None:
         # Keeps the field loads between the two generation loads. x86-64 does not reorder

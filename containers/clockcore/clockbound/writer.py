@@ -169,15 +169,11 @@ class ClockBoundWriter:
 
     @property
     def generation(self) -> int:
-        self._require_map()
-        assert self._words is not None
-        return self._words[_GENERATION_WORD]
+        return self._require_open()[1][_GENERATION_WORD]
 
     def write(self, record: SegmentRecord) -> int:
         """Publish `record`; returns the (even) generation it is published under."""
-        segment = self._require_map()
-        words = self._words
-        assert words is not None
+        segment, words = self._require_open()
         updating, published = next_generation(words[_GENERATION_WORD])
         as_of_s, as_of_nsec = _split_timespec(record.as_of_ns)
         void_s, void_nsec = _split_timespec(record.void_after_ns)
@@ -220,10 +216,10 @@ class ClockBoundWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _require_map(self) -> mmap.mmap:
-        if self._map is None:
+    def _require_open(self) -> tuple[mmap.mmap, memoryview]:
+        if self._map is None or self._words is None:
             raise ClockBoundError("closed", self.path, "the writer is closed")
-        return self._map
+        return self._map, self._words
 
     def _fence(self) -> None:
         # Orders the stores before it ahead of the stores after it, for readers on other
