@@ -225,7 +225,7 @@ def test_a_killed_writer_leaves_a_segment_that_goes_void_within_three_intervals(
     assert snapshot.is_void_at(monotonic_ns())
     # The last write was at most one interval before the kill: void-after, three intervals
     # after it, falls between two and three intervals after the kill (plus scheduling slack).
-    assert 2 * interval - 0.1 <= void_after_kill_s <= 3 * interval + 0.3, void_after_kill_s
+    assert 2 * interval - 0.2 <= void_after_kill_s <= 3 * interval + 0.3, void_after_kill_s
 
 
 def test_a_reader_mapped_before_a_writer_restart_sees_the_new_writers_values(
