@@ -27,6 +27,7 @@ class ClockBoundError(ValueError):
             "bad_version",  # a ClockBound segment of another layout version
             "bad_size",  # segment size too small, or not what the file holds
             "malformed",  # a field value the protocol does not allow
+            "unsupported",  # a segment that asks for what this code cannot do (VMClock checks)
             "busy",  # no consistent copy within the retry budget (writer died mid-update?)
             "causality",  # as-of lies in the future of this host's monotonic clock
             "in_use",  # another writer holds the segment

@@ -265,7 +265,7 @@ class ClockBoundReader:
         if self._cached is not None and self._cached.disruption_support:
             self._cached_generation = -1  # so the next call checks again instead of using the copy
             raise ClockBoundError(
-                "malformed",
+                "unsupported",
                 self.path,
                 "clock disruption support is on: a ClockBound client would check the VMClock's "
                 "disruption marker, which this reader cannot do",
