@@ -156,8 +156,9 @@ class ClockSettings:
         """PutMetricData needs an IAM permission; EMF lines on stdout need none."""
         return self.sink == contract.SINK_CLOUDWATCH
 
-    def worker_environment(self, *, app_port: int | None) -> dict[str, str]:
-        """The worker's environment. `app_port`: where the app's gate counters are, if any."""
+    def worker_environment(self, *, app_port: int | None, clockbound_shm: str | None = None) -> dict[str, str]:
+        """The worker's environment. `app_port`: where the app's gate counters are, if any;
+        `clockbound_shm`: the ClockBound segment it keeps, if any."""
         specs = settings_spec
         environment = {
             specs.SINK.env: to_env(specs.SINK, self.sink),
@@ -170,7 +171,11 @@ class ClockSettings:
             # The alarms' threshold: the CloudWatch sink sends a sample that crosses it at
             # once instead of batching it.
             specs.THRESHOLD_MS.env: to_env(specs.THRESHOLD_MS, self.threshold_ms),
+            # The segment's void-after never lies beyond the reference's trusted age.
+            specs.MAX_REFERENCE_AGE.env: to_env(specs.MAX_REFERENCE_AGE, self.max_reference_age_seconds),
         }
+        if clockbound_shm is not None:
+            environment[specs.CLOCKBOUND_SHM.env] = to_env(specs.CLOCKBOUND_SHM, clockbound_shm)
         if app_port is not None:
             port = validate_prop(specs.APP_PORT, app_port)
             # Containers of one awsvpc task share a network namespace: loopback reaches the app.
@@ -178,12 +183,16 @@ class ClockSettings:
             environment[specs.APP_STATS_URL.env] = to_env(specs.APP_STATS_URL, validate_prop(specs.APP_STATS_URL, url))
         return environment
 
-    def app_environment(self) -> dict[str, str]:
-        """The clock-aware app's environment: its gate uses the same threshold the alarms use."""
+    def app_environment(self, *, clockbound_shm: str | None = None) -> dict[str, str]:
+        """The clock-aware app's environment: its gate uses the same threshold the alarms use,
+        and reads the ClockBound segment `clockbound_shm` when there is one."""
         specs = settings_spec
-        return {
+        environment = {
             specs.THRESHOLD_MS.env: to_env(specs.THRESHOLD_MS, self.threshold_ms),
             specs.CACHE_TTL.env: to_env(specs.CACHE_TTL, self.cache_ttl_seconds),
             specs.MAX_REFERENCE_AGE.env: to_env(specs.MAX_REFERENCE_AGE, self.max_reference_age_seconds),
             specs.MAX_DRIFT_PPM.env: to_env(specs.MAX_DRIFT_PPM, self.max_drift_ppm),
         }
+        if clockbound_shm is not None:
+            environment[specs.CLOCKBOUND_SHM.env] = to_env(specs.CLOCKBOUND_SHM, clockbound_shm)
+        return environment

@@ -108,6 +108,10 @@ ENV_THRESHOLD_MS = "CLOCK_THRESHOLD_MS"
 ENV_MAX_REFERENCE_AGE = "CLOCK_MAX_REFERENCE_AGE_SECONDS"
 ENV_CACHE_TTL = "CLOCK_CACHE_TTL_SECONDS"
 ENV_APP_STATS_URL = "CLOCK_APP_STATS_URL"  # where the worker reads the gate's counters
+# The ClockBound segment the worker writes and every other container may read.
+ENV_CLOCKBOUND_SHM = "CLOCK_CLOCKBOUND_SHM"
+# ClockBound's own default path; the construct mounts a task volume at its folder.
+CLOCKBOUND_SHM_PATH = "/var/run/clockbound/shm0"
 ENV_APP_PORT = "CLOCK_APP_PORT"  # where the app listens; the construct's app_port says the same
 
 # ---------------------------------------------------------------- defaults

@@ -425,7 +425,8 @@ MAX_REFERENCE_AGE = SettingSpec(
     contract.ENV_MAX_REFERENCE_AGE,
     Kind.NUMBER,
     contract.DEFAULT_MAX_REFERENCE_AGE_SECONDS,
-    APP_ONLY,
+    # The worker voids its ClockBound segment once the reference is this old.
+    BOTH,
     prop="max_reference_age_seconds",
     minimum=0.0,
     minimum_exclusive=True,
@@ -462,6 +463,18 @@ APP_STATS_URL = SettingSpec(
     doc="the app's gate counters, polled by the worker (set by the construct from app_port)",
 )
 
+CLOCKBOUND_SHM = SettingSpec(
+    contract.ENV_CLOCKBOUND_SHM,
+    Kind.TEXT,
+    None,  # no segment: the worker writes none, the app reads the metadata endpoint
+    BOTH,
+    max_length=4096,
+    pattern=re.compile(r"/[^\x00]*"),
+    pattern_text="an absolute path",
+    blank=Blank.DEFAULT,
+    doc="the ClockBound shared-memory segment: the worker writes it, the app's gate reads it when it exists",
+)
+
 SETTINGS: tuple[SettingSpec, ...] = (
     SINK,
     PROFILE,
@@ -475,6 +488,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     CACHE_TTL,
     APP_PORT,
     APP_STATS_URL,
+    CLOCKBOUND_SHM,
 )
 BY_ENV = {spec.env: spec for spec in SETTINGS}
 BY_PROP = {spec.prop: spec for spec in SETTINGS if spec.prop is not None}

@@ -279,8 +279,9 @@ def test_app_port_edges(port: Any, verdict: str, raw: str | None):
 # ---------------------------------------------------------------- the description itself
 def test_every_setting_the_construct_writes_is_described_once_in_clockcore():
     settings = ClockSettings.create(service_name="svc")
-    worker_environment = settings.worker_environment(app_port=contract.DEFAULT_APP_PORT)
-    app_environment = settings.app_environment()
+    segment = contract.CLOCKBOUND_SHM_PATH
+    worker_environment = settings.worker_environment(app_port=contract.DEFAULT_APP_PORT, clockbound_shm=segment)
+    app_environment = settings.app_environment(clockbound_shm=segment)
     for name in worker_environment:
         assert WORKER in specs.BY_ENV[name].readers, name
     for name in app_environment:
@@ -288,9 +289,12 @@ def test_every_setting_the_construct_writes_is_described_once_in_clockcore():
     written = set(worker_environment) | set(app_environment)
     # Every described setting is written to the containers that read it (app_port is
     # written as the worker's stats URL; the app is told its port by its image).
+    # The segment's path is no prop: the construct writes its fixed path when the segment is on.
     for spec in specs.SETTINGS:
-        if spec is specs.APP_PORT:
-            continue
+        if spec in (specs.APP_PORT, specs.CLOCKBOUND_SHM):
+            assert spec is specs.APP_PORT or spec.prop is None
+            if spec is specs.APP_PORT:
+                continue
         assert spec.env in written, spec.env
         assert (spec.env in worker_environment) == (WORKER in spec.readers), spec.env
         assert (spec.env in app_environment) == (APP in spec.readers), spec.env

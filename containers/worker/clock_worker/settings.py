@@ -145,6 +145,9 @@ class WorkerSettings:
     interval_s: float
     max_drift_ppm: float
     threshold_ms: float  # the alarms' threshold: crossing it is sent at once (CloudWatch sink)
+    # The ClockBound segment to keep (None: none), voided once the reference is this old.
+    clockbound_shm: Path | None
+    max_reference_age_s: float
     app_stats_url: str | None
     buffer_samples: int
     heartbeat_file: Path
@@ -200,6 +203,10 @@ def _read_crontab(env: Mapping[str, str]) -> tuple[CronJob, ...]:
     return tuple(jobs)
 
 
+def _optional_path(value: object) -> Path | None:
+    return None if value is None else Path(str(value))
+
+
 def load_settings(env: Mapping[str, str]) -> WorkerSettings:
     """Read and check every setting, or raise `SettingError` for the first bad one."""
     profile = contract.PROFILES[read(settings_spec.PROFILE, env)]
@@ -239,6 +246,8 @@ def load_settings(env: Mapping[str, str]) -> WorkerSettings:
         interval_s=interval_s,
         max_drift_ppm=read(settings_spec.MAX_DRIFT_PPM, env),
         threshold_ms=read(settings_spec.THRESHOLD_MS, env),
+        clockbound_shm=_optional_path(read(settings_spec.CLOCKBOUND_SHM, env)),
+        max_reference_age_s=read(settings_spec.MAX_REFERENCE_AGE, env),
         app_stats_url=read(settings_spec.APP_STATS_URL, env),
         buffer_samples=read(BUFFER_SAMPLES, env),
         heartbeat_file=parse_heartbeat_file(env),
