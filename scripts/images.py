@@ -206,6 +206,12 @@ class Builder:
     def image_exists(self, reference: str) -> bool:
         return self.run("image", "inspect", "--format", "{{.Id}}", reference, check=False).returncode == 0
 
+    def image_id(self, reference: str) -> str | None:
+        result = self.run("image", "inspect", "--format", "{{.Id}}", reference, check=False)
+        if result.returncode != 0:
+            return None
+        return result.stdout.strip() or None
+
     def image_size(self, reference: str) -> int:
         return int(self.run("image", "inspect", "--format", "{{.Size}}", reference).stdout.strip())
 
@@ -501,9 +507,11 @@ def make_standin(builder: Builder, recipe: StandinRecipe, log: Callable[[str], N
     return time.monotonic() - started
 
 
-def podman_base(builder: Builder, reference: str, platform: str, log: Callable[[str], None]) -> tuple[str, str | None]:
+def podman_base(builder: Builder, reference: str, platform: str, log: Callable[[str], None],
+                retired: list[str] | None = None) -> tuple[str, str | None]:
     """(base image to measure against, --from value or None): the real base when podman has
-    it or can pull it, else the cached stand-in (made when missing or out of date)."""
+    it or can pull it, else the cached stand-in (made when missing or out of date; the
+    replaced one's id goes to `retired`)."""
     real = qualified(reference)
     if builder.image_exists(real):
         return real, None
@@ -517,7 +525,10 @@ def podman_base(builder: Builder, reference: str, platform: str, log: Callable[[
         else:
             reason = first_line(pulled.stderr, "pull failed").rsplit(": ", 1)[-1]
             log(f"base {reference}: cannot be pulled ({reason}); no current stand-in")
+            previous = builder.image_id(recipe.tag)
             took = make_standin(builder, recipe, log)
+            if previous and retired is not None:
+                retired.append(previous)
             log(f"stand-in {recipe.tag} made in {took:.0f} s")
     return recipe.tag, recipe.tag
 
@@ -544,14 +555,15 @@ class BuiltImage:
 
 
 def build_one(builder: Builder, staged: StagedImage, platform: str, log: Callable[[str], None],
-              bases: dict[tuple[str, str], tuple[str, str | None]] | None = None) -> BuiltImage:
+              bases: dict[tuple[str, str], tuple[str, str | None]] | None = None,
+              retired: list[str] | None = None) -> BuiltImage:
     reference = base_image(staged.dockerfile_path)
     tag = image_tag(staged, platform)
     args = ["build", "--platform", platform, "--file", str(staged.dockerfile_path), "--tag", tag]
     if builder.name == "podman":
         bases = {} if bases is None else bases
         if (reference, platform) not in bases:
-            bases[reference, platform] = podman_base(builder, reference, platform, log)
+            bases[reference, platform] = podman_base(builder, reference, platform, log, retired)
         base, standin = bases[reference, platform]
         if platform != {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}.get(os.uname().machine):
             problem = foreign_arch_ready(platform)
@@ -581,7 +593,29 @@ def build_images(cdk_out: Path, *, arch: str | None = None, stack: str | None = 
     builder = builder or find_builder()
     log(f"builder: {builder.name} {builder.version}")
     bases: dict[tuple[str, str], tuple[str, str | None]] = {}  # one base lookup per FROM and platform
-    return [build_one(builder, image, platform_for(arch, image), log, bases) for image in staged]
+    retired: list[str] = []
+    built = [build_one(builder, image, platform_for(arch, image), log, bases, retired) for image in staged]
+    prune(builder, built, retired, log)
+    return built
+
+
+def prune(builder: Builder, built: list[BuiltImage], retired: list[str], log: Callable[[str], None]) -> None:
+    """Keep one image per name and platform: earlier builds' tags (older sources) are
+    removed, and a replaced stand-in once nothing is built on it. Best effort."""
+    removed = 0
+    for image in built:
+        repository, _, tag = image.tag.rpartition(":")
+        listed = builder.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository, check=False).stdout.split()
+        suffix = tag.rsplit("-", 1)[-1]
+        for older in listed:
+            if older != image.tag and older.startswith(f"{repository}:") and older.endswith(f"-{suffix}"):
+                removed += builder.run("rmi", older, check=False).returncode == 0
+    for image_id in retired:
+        inspected = builder.run("image", "inspect", "--format", "{{json .RepoTags}}", image_id, check=False)
+        if inspected.returncode == 0 and not json.loads(inspected.stdout or "null"):
+            removed += builder.run("rmi", image_id, check=False).returncode == 0
+    if removed:
+        log(f"removed {removed} image(s) of earlier builds")
 
 
 def main(argv: list[str] | None = None) -> int:
