@@ -7,6 +7,9 @@ as one podman pod (fargate_pod.py): read-only roots, uid 10001, the task volumes
 /tmp, each container's Environment as synthesized, the emulator as the task metadata
 endpoint. The only change to the template's values: the worker samples every second
 instead of every 10 (CLOCK_INTERVAL_SECONDS), so the test takes seconds.
+
+CLOCK_IMAGES_ARCH=arm64 synthesizes with clock:architecture=ARM64 and so builds and runs
+the ARM64 images (under qemu-user-static on an x86_64 machine; not part of `make test`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ WORKER_INTERVAL_S = "1"
 OPERATION_LABEL = "image-test"
 START_TIMEOUT_S = 60
 HIGH_BOUND_MS = 5.0
+ARCH_CONTEXT = {"x86_64": "X86_64", "arm64": "ARM64"}
+IMAGE_ARCHITECTURE = {"X86_64": "amd64", "ARM64": "arm64"}
 
 if (ROOT / ".venv" / "bin" / "node").exists():  # jsii on the venv's Node 24, as tests/infra does
     os.environ.setdefault("JSII_NODE", str(ROOT / ".venv" / "bin" / "node"))
@@ -52,7 +57,11 @@ def builder() -> Builder:
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The demo app with cdk.json's context, synthesized once: the template and the staged assets."""
-    return synth_demo(tmp_path_factory.mktemp("images-demo"))
+    arch = os.environ.get("CLOCK_IMAGES_ARCH", "").lower()
+    if arch and arch not in ARCH_CONTEXT:
+        pytest.fail(f"CLOCK_IMAGES_ARCH={arch!r} is not one of {', '.join(ARCH_CONTEXT)}", pytrace=False)
+    context = {"clock:architecture": ARCH_CONTEXT[arch]} if arch else {}
+    return synth_demo(tmp_path_factory.mktemp("images-demo"), **context)
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +160,10 @@ def validate_emf(document: dict[str, Any]) -> None:
 def test_both_images_are_built_from_the_staged_assets(built: dict[str, BuiltImage], task_definition, builder):
     used = {asset_hash_of(definition) for definition in task_definition["ContainerDefinitions"]}
     assert used == set(built), "every container's image asset was built, and nothing else"
+    architecture = IMAGE_ARCHITECTURE[task_definition["RuntimePlatform"]["CpuArchitecture"]]
     for image in built.values():
         [inspected] = json.loads(builder.run("image", "inspect", image.tag).stdout)
+        assert inspected["Architecture"] == architecture, "built for the task's CPU architecture"
         assert inspected["Config"]["User"] == "10001:10001"
         assert "/tmp" in (inspected["Config"].get("Volumes") or {})
         assert inspected["Healthcheck"]["Test"][0] == "CMD", "HEALTHCHECK kept (Docker image format)"
@@ -253,17 +264,26 @@ def test_a_high_bound_turns_the_app_unsafe_and_shows_in_the_next_emf_line(
 
 
 def test_stopping_the_task_ends_both_containers_with_exit_0_within_their_stop_timeouts(
-    task: FargateTaskPod, app_url: str, task_definition
+    task: FargateTaskPod, app_url: str, task_definition, built: dict[str, BuiltImage]
 ):
     assert stop_timeout_of(task.definition(WORKER)) == 10 and stop_timeout_of(task.definition(APP)) == 30
     stopped = task.stop()
     assert set(stopped) == {APP, WORKER}
+    assert any(line.startswith("{") and json.loads(line).get("event") == "stopped" for line in task.logs[WORKER].lines("stderr"))
+    app_output = task.logs[APP].lines("stdout") + task.logs[APP].lines("stderr")
+    assert any("Finished server process" in line for line in app_output), "the app shut down cleanly"
+    for name in (APP, WORKER):
+        assert not [line for line in task.logs[name].lines("stderr") if "Traceback" in line], name
+    if stopped[APP].exit_code == 137 and emulated(built):
+        # uvicorn re-raises SIGTERM after its clean shutdown; natively the kernel ignores
+        # that for PID 1 and Python exits 0, but qemu-user emulates the default action
+        # itself and hangs until SIGKILL. Native ARM64 (Graviton) has no qemu.
+        pytest.xfail("under qemu-user the app (PID 1) hangs on its re-raised SIGTERM after a clean shutdown")
     for container in stopped.values():
         assert container.exit_code == 0, container  # 137 would mean SIGKILL after the timeout
         assert container.seconds < container.stop_timeout_s, container
-    assert any(line.startswith("{") and json.loads(line).get("event") == "stopped" for line in task.logs[WORKER].lines("stderr"))
-    app_output = task.logs[APP].lines("stdout") + task.logs[APP].lines("stderr")
-    assert any("Finished server process" in line for line in app_output)
-    for name in (APP, WORKER):
-        assert not [line for line in task.logs[name].lines("stderr") if "Traceback" in line], name
 
+
+def emulated(built: dict[str, BuiltImage]) -> bool:
+    native = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}.get(os.uname().machine)
+    return any(image.platform != native for image in built.values())
