@@ -542,16 +542,19 @@ class BuiltImage:
     platform: str
     base: str
     size: int
-    base_size: int
+    base_size: int | None  # None: the builder keeps no copy of the base to measure
     seconds: float
 
     @property
-    def above_base(self) -> int:
-        return self.size - self.base_size
+    def above_base(self) -> int | None:
+        return None if self.base_size is None else self.size - self.base_size
 
     def summary(self) -> str:
-        return (f"{self.name:<7} {self.tag}  {self.size / MB:6.1f} MB, {self.above_base / MB:5.1f} MB above the base "
-                f"({self.base}, {self.base_size / MB:.1f} MB); built in {self.seconds:.1f} s")
+        if self.above_base is None:
+            above = f"base {self.base} not in the image store, so no size above it"
+        else:
+            above = f"{self.above_base / MB:5.1f} MB above the base ({self.base}, {self.base_size / MB:.1f} MB)"
+        return f"{self.name:<7} {self.tag}  {self.size / MB:6.1f} MB, {above}; built in {self.seconds:.1f} s"
 
 
 def build_one(builder: Builder, staged: StagedImage, platform: str, log: Callable[[str], None],
@@ -584,7 +587,15 @@ def build_one(builder: Builder, staged: StagedImage, platform: str, log: Callabl
                           f"{first_line(result.stderr, f'exit {result.returncode}')}")
     took = time.monotonic() - started
     return BuiltImage(staged.name, tag, staged.asset_hash, platform, base, builder.image_size(tag),
-                      builder.image_size(base), took)
+                      base_size(builder, base, platform), took)
+
+
+def base_size(builder: Builder, base: str, platform: str) -> int | None:
+    """The base image's size; BuildKit may build from a base it keeps out of the image
+    store, so Docker pulls it (it just did, for the build) before giving up."""
+    if not builder.image_exists(base) and builder.name == "docker":
+        builder.run("pull", "--quiet", "--platform", platform, base, check=False, timeout=PULL_TIMEOUT_S)
+    return builder.image_size(base) if builder.image_exists(base) else None
 
 
 def build_images(cdk_out: Path, *, arch: str | None = None, stack: str | None = None, builder: Builder | None = None,

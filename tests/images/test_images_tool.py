@@ -129,3 +129,45 @@ def test_the_generated_podman_configuration(tmp_path: Path):
     assert 'runtime = "runc"' in conf and 'cgroup_manager = "cgroupfs"' in conf
     assert 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' in conf
     assert os.path.basename(images.WORK_DIR) in (ROOT / ".gitignore").read_text()
+
+
+FAKE_DOCKER = '''#!{python}
+"""A stand-in `docker` CLI: an engine that answers, builds instantly, and logs its calls."""
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:1] == ["info"]:
+    print("27.3.1")
+elif args[:2] == ["image", "inspect"]:
+    reference = args[-1]
+    if "{{{{.Size}}}}" in args:
+        print(130_000_000 if reference.startswith("python:") else 150_000_000 if "/app:" in reference else 160_000_000)
+    else:
+        print("sha256:" + "0" * 64)
+elif args[:1] == ["images"]:
+    pass
+'''
+
+
+def test_with_a_docker_engine_it_builds_with_docker(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER.format(python=sys.executable))
+    docker.chmod(0o755)
+    log = tmp_path / "docker.log"
+    cdk_out = fake_cdk_out(tmp_path)
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_DOCKER_LOG": str(log)}
+    result = run_tool("--cdk-out", str(cdk_out), "--arch", "arm64", env=env)
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    builds = [call for call in calls if call[0] == "build"]
+    context = cdk_out / f"asset.{'a' * 64}"
+    assert builds[0] == ["build", "--platform", "linux/arm64", "--file", str(context / "app" / "Dockerfile"),
+                         "--tag", f"localhost/fargate-clock/app:{'a' * 12}-arm64", str(context)]
+    assert len(builds) == 2 and not any("--from" in call for call in calls), "Docker pulls the real base"
+    lines = result.stdout.splitlines()
+    assert lines[0] == "builder: docker 27.3.1"
+    assert "150.0 MB,  20.0 MB above the base (python:3.11.14-slim-bookworm, 130.0 MB)" in lines[1]
+    assert lines[2].startswith("worker ") and "30.0 MB above the base" in lines[2]
