@@ -462,6 +462,8 @@ def make_standin(builder: Builder, recipe: StandinRecipe, log: Callable[[str], N
     log(f"making the stand-in for {recipe.reference} ({DEBIAN_ARCH[recipe.platform]}) with debootstrap from {recipe.mirror} "
         "(about a minute, once)")
     work_dir.mkdir(parents=True, exist_ok=True)
+    for stale in work_dir.glob("standin-*"):  # left by an interrupted run (the caller holds the lock)
+        remove_tree(stale)
     scratch = Path(tempfile.mkdtemp(prefix="standin-", dir=work_dir))
     rootfs = scratch / "rootfs"
     try:
@@ -503,8 +505,20 @@ def make_standin(builder: Builder, recipe: StandinRecipe, log: Callable[[str], N
             timeout=600,
         )
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
     return time.monotonic() - started
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree, after unmounting what an interrupted debootstrap left mounted inside (proc, sys)."""
+    inside = str(path.resolve()) + "/"
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    for mount in sorted((m for m in mounts if m.startswith(inside)), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def podman_base(builder: Builder, reference: str, platform: str, log: Callable[[str], None],
