@@ -109,6 +109,7 @@ class FargateTaskPod:
     name: str = field(default_factory=lambda: f"clock-task-{uuid.uuid4().hex[:8]}")
     logs: dict[str, LogFollower] = field(default_factory=dict)
     _volumes: list[str] = field(default_factory=list)
+    became_healthy: dict[str, float] = field(default_factory=dict)  # container -> monotonic time
     _started: bool = False
 
     # ------------------------------------------------------------ definitions
@@ -172,9 +173,33 @@ class FargateTaskPod:
             volume_name = f"{self.name}-{volume['Name']}"
             self.podman.run("volume", "create", volume_name)
             self._volumes.append(volume_name)
-        for definition in self.definitions:
+        for definition in self.start_order():
+            for dependency in definition.get("DependsOn", []):
+                self.wait_for_condition(dependency["ContainerName"], dependency["Condition"])
             self.podman.run(*self.run_arguments(definition))
             self.logs[definition["Name"]] = LogFollower(self.podman, self.container(definition["Name"]))
+
+    def start_order(self) -> list[dict[str, Any]]:
+        """Containers after those they depend on (ECS resolves `DependsOn` the same way)."""
+        ordered: list[dict[str, Any]] = []
+        pending = self.definitions
+        while pending:
+            ready = [d for d in pending if all(dep["ContainerName"] in {o["Name"] for o in ordered}
+                                               for dep in d.get("DependsOn", []))]
+            assert ready, f"circular DependsOn among {[d['Name'] for d in pending]}"
+            ordered.extend(ready)
+            pending = [d for d in pending if d not in ready]
+        return ordered
+
+    def wait_for_condition(self, name: str, condition: str) -> None:
+        """Hold a dependent container back as ECS does, up to the dependency's StartTimeout."""
+        assert condition in ("START", "HEALTHY"), f"condition {condition} is not modelled here"
+        if condition == "START":
+            return
+        timeout_s = float(self.definition(name).get("StartTimeout", 120))
+        wait_until(lambda: self.healthcheck(name).returncode == 0, timeout_s=timeout_s,
+                   what=f"{name} HEALTHY (its StartTimeout)", every_s=0.5)
+        self.became_healthy[name] = time.monotonic()
 
     def inspect(self, name: str, template: str) -> str:
         return self.podman.run("container", "inspect", "--format", template, self.container(name)).stdout.strip()

@@ -228,6 +228,20 @@ def test_the_worker_prints_emf_with_the_apps_counters(task: FargateTaskPod, app_
     assert not [line for line in task.logs[WORKER].lines("stderr") if "Traceback" in line]
 
 
+def test_the_app_starts_after_the_worker_is_healthy_and_reads_its_clockbound_segment(task: FargateTaskPod, app_url: str):
+    # The template makes the app wait for the worker's HEALTHY (a synchronized sample written).
+    assert task.definition(APP)["DependsOn"] == [{"Condition": "HEALTHY", "ContainerName": WORKER}]
+    assert WORKER in task.became_healthy
+    shown = task.exec(APP, "python", "-m", "clockcore.clockbound")
+    assert shown.returncode == 0, shown.stderr
+    assert "stored SYNCHRONIZED" in shown.stdout, shown.stdout
+    # The app's mount is read-only; the worker (uid 10001) owns the file, readable by all.
+    denied = task.exec(APP, "python", "-c", "open('/var/run/clockbound/shm0', 'r+b')")
+    assert denied.returncode != 0 and ("Read-only file system" in denied.stderr or "Permission denied" in denied.stderr)
+    owner = task.exec(WORKER, "stat", "-c", "%u %a", "/var/run/clockbound/shm0")
+    assert owner.stdout.split() == ["10001", "644"], owner.stdout
+
+
 def test_both_images_health_checks_pass(task: FargateTaskPod, app_url: str):
     for name in (APP, WORKER):
         # The worker is healthy once its loop has touched the heartbeat: poll within the start period.
