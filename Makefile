@@ -25,7 +25,7 @@ help:
 	@echo "make synth    cdk synth with the pinned CLI, offline"
 	@echo "make images   build both images from cdk.out/ (Docker, else podman); ARCH=x86_64|arm64"
 	@echo "make bench    benchmarks; results under bench/results/"
-	@echo "make deploy   cdk deploy (needs AWS credentials and a Docker engine)"
+	@echo "make deploy   cdk deploy (needs AWS credentials and Docker or podman)"
 	@echo "make destroy  cdk destroy"
 
 setup: $(STAMP) $(NODE_STAMP)
@@ -79,7 +79,7 @@ bench: setup
 
 deploy: setup
 	@$(PY) -m scripts.preflight deploy
-	$(BIN)/npx cdk deploy --all
+	@eval "$$($(PY) -m scripts.preflight builder-env)" && $(BIN)/npx cdk deploy --all
 
 destroy: setup
 	@$(PY) -m scripts.preflight destroy

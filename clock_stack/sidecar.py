@@ -23,11 +23,14 @@ SCRATCH_PATH = "/tmp"
 # The worker holds one reading and a small HTTP client; a hard cap keeps a leak in the
 # sidecar from taking memory the app needs.
 WORKER_MEMORY_LIMIT_MIB = 128
-# The ClockBound segment: a task volume at ClockBound's own folder, so every client finds
-# it at its default path. The worker image declares the folder as a VOLUME owned by its
-# uid, so Fargate creates the volume writable for the worker.
+# The ClockBound segment: a task volume, at ClockBound's own folder in the containers that
+# read it, so every client finds it at its default path. The worker mounts it at a folder
+# its image declares as a VOLUME owned by its uid (Fargate then creates the volume
+# writable for it); not /var/run, which image builders keep on a tmpfs during RUN steps.
 CLOCKBOUND_VOLUME = "clockbound"
 CLOCKBOUND_DIR = posixpath.dirname(contract.CLOCKBOUND_SHM_PATH)
+WORKER_CLOCKBOUND_DIR = "/var/lib/clockbound"
+WORKER_SEGMENT_PATH = posixpath.join(WORKER_CLOCKBOUND_DIR, posixpath.basename(contract.CLOCKBOUND_SHM_PATH))
 # How long a container waiting for the worker's HEALTHY (a synchronized sample) waits
 # before ECS gives up on it: Fargate's maximum startTimeout.
 WORKER_START_TIMEOUT = Duration.seconds(120)
@@ -106,9 +109,12 @@ class ClockWorkerSidecar(Construct):
             raise ClockPropsError(f"task_definition already has a container named {WORKER_CONTAINER_NAME!r}")
         if not isinstance(clockbound_segment, bool):
             raise ClockPropsError(f"clockbound_segment must be True or False, got {clockbound_segment!r}")
+        # Where the readers find the segment (ClockBound's default path), if there is one.
         self.segment_path = contract.CLOCKBOUND_SHM_PATH if clockbound_segment else None
         # Validates app_port (clockcore's rule for CLOCK_APP_PORT) before anything is built.
-        environment = settings.worker_environment(app_port=app_port, clockbound_shm=self.segment_path)
+        environment = settings.worker_environment(
+            app_port=app_port, clockbound_shm=WORKER_SEGMENT_PATH if clockbound_segment else None
+        )
         self._task_definition = task_definition
 
         self.settings = settings
@@ -139,7 +145,7 @@ class ClockWorkerSidecar(Construct):
         if self.segment_path is not None:
             task_definition.add_volume(name=CLOCKBOUND_VOLUME)
             self.container.add_mount_points(
-                ecs.MountPoint(container_path=CLOCKBOUND_DIR, source_volume=CLOCKBOUND_VOLUME, read_only=False)
+                ecs.MountPoint(container_path=WORKER_CLOCKBOUND_DIR, source_volume=CLOCKBOUND_VOLUME, read_only=False)
             )
 
         self.put_metric_data_policy: iam.Policy | None = None

@@ -1,7 +1,8 @@
 """Preflight for `make deploy` and `make destroy`: fail in one line, before the CDK CLI
 fails in fifty.
 
-    python -m scripts.preflight deploy    # AWS credentials, Docker engine, QEMU for ARM64 on x86, CDK bootstrap
+    python -m scripts.preflight deploy    # AWS credentials, an image builder (Docker, else podman), QEMU for ARM64 on x86, CDK bootstrap
+    python -m scripts.preflight builder-env  # `export CDK_DOCKER=...` for the CDK CLI
     python -m scripts.preflight destroy   # AWS credentials (nothing is built)
 
 Exit status 0 when the command can run; otherwise one line on stderr saying what is
@@ -14,18 +15,20 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scripts.images import Builder
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK = ".venv/bin/npx cdk"
 # The default bootstrap qualifier; `cdk bootstrap` records its version here.
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 FALLBACK_REGION = "us-east-1"  # app.py's fallback as well
-DOCKER_TIMEOUT_S = 20
 AWS_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 2}}
 
 
@@ -108,32 +111,23 @@ def check_credentials() -> Identity:
     return Identity(account=account, region=region)
 
 
-def check_docker() -> str:
-    """The Docker engine's version; `cdk deploy` builds both images with it."""
-    docker = shutil.which("docker")
-    if docker is None:
-        raise PreflightError(
-            "Docker is not installed: `cdk deploy` builds the app and worker images locally; install Docker "
-            "Engine or Docker Desktop and retry"
-        )
+def check_builder(env: dict[str, str] | None = None) -> "Builder":
+    """What `cdk deploy` builds the images with: a Docker engine that answers, else podman
+    (scripts/images.py: the same choice and containers.conf as `make images`)."""
+    from scripts.images import ImagesError, find_builder
+
     try:
-        result = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=DOCKER_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise PreflightError(f"the Docker engine did not answer `docker info` within {DOCKER_TIMEOUT_S} s") from None
-    except OSError as error:
-        raise PreflightError(f"cannot run docker: {error}") from None
-    if result.returncode != 0:
-        reason = next((line.strip() for line in result.stderr.splitlines() if line.strip()), f"exit {result.returncode}")
-        raise PreflightError(
-            f"no Docker engine is running (`docker info`: {reason[:200]}): start Docker; `cdk deploy` builds "
-            "the images with it"
-        )
-    return result.stdout.strip() or "unknown version"
+        return find_builder("auto", env=env)
+    except ImagesError as error:
+        raise PreflightError(f"{error}; `cdk deploy` builds the app and worker images locally") from None
+
+
+def builder_environment(builder: "Builder") -> dict[str, str]:
+    """What the CDK CLI needs to build with `builder` (it runs the binary in CDK_DOCKER)."""
+    environment = {"CDK_DOCKER": builder.binary}
+    if "CONTAINERS_CONF" in builder.env:
+        environment["CONTAINERS_CONF"] = builder.env["CONTAINERS_CONF"]
+    return environment
 
 
 def check_bootstrap(identity: Identity) -> None:
@@ -162,20 +156,26 @@ def preflight(action: str) -> str:
     identity = check_credentials()
     if action == "destroy":
         return f"preflight ok: destroying in account {identity.account}, {identity.region}"
-    docker_version = check_docker()
+    builder = check_builder()
     cross_note = check_cross_build(context_value("clock:architecture") or "X86_64", machine=platform.machine())
     check_bootstrap(identity)
+    what = f"Docker engine {builder.version}" if builder.name == "docker" else f"podman {builder.version} (CDK_DOCKER)"
     return (
         f"preflight ok: deploying to account {identity.account}, {identity.region}; "
-        f"Docker engine {docker_version}{cross_note}"
+        f"images built with {what}{cross_note}"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.preflight", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("deploy", "destroy"))
+    parser.add_argument("action", choices=("deploy", "destroy", "builder-env"))
     arguments = parser.parse_args(argv)
     try:
+        if arguments.action == "builder-env":
+            # For the Makefile: `eval` these before `cdk deploy` so the CLI builds with the same tool.
+            environment = builder_environment(check_builder())
+            print(" ".join(f"export {name}={shlex.quote(value)};" for name, value in environment.items()))
+            return 0
         print(preflight(arguments.action))
     except PreflightError as error:
         print(f"make {arguments.action}: {error}", file=sys.stderr)

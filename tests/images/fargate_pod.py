@@ -197,8 +197,19 @@ class FargateTaskPod:
         if condition == "START":
             return
         timeout_s = float(self.definition(name).get("StartTimeout", 120))
-        wait_until(lambda: self.healthcheck(name).returncode == 0, timeout_s=timeout_s,
-                   what=f"{name} HEALTHY (its StartTimeout)", every_s=0.5)
+        last: list[subprocess.CompletedProcess] = []
+
+        def healthy() -> bool:
+            last[:] = [self.healthcheck(name)]
+            return last[0].returncode == 0
+
+        try:
+            wait_until(healthy, timeout_s=timeout_s, what=f"{name} HEALTHY (its StartTimeout)", every_s=0.5)
+        except AssertionError as error:
+            follower = self.logs.get(name)
+            logs = "\n".join(follower.lines("stderr")[-15:]) if follower else ""
+            check = (last[0].stdout + last[0].stderr).strip() if last else ""
+            raise AssertionError(f"{error}; last health check: {check}\n{name} stderr:\n{logs}") from None
         self.became_healthy[name] = time.monotonic()
 
     def inspect(self, name: str, template: str) -> str:

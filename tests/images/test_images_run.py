@@ -238,7 +238,7 @@ def test_the_app_starts_after_the_worker_is_healthy_and_reads_its_clockbound_seg
     # The app's mount is read-only; the worker (uid 10001) owns the file, readable by all.
     denied = task.exec(APP, "python", "-c", "open('/var/run/clockbound/shm0', 'r+b')")
     assert denied.returncode != 0 and ("Read-only file system" in denied.stderr or "Permission denied" in denied.stderr)
-    owner = task.exec(WORKER, "stat", "-c", "%u %a", "/var/run/clockbound/shm0")
+    owner = task.exec(WORKER, "stat", "-c", "%u %a", "/var/lib/clockbound/shm0")
     assert owner.stdout.split() == ["10001", "644"], owner.stdout
 
 

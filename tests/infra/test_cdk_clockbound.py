@@ -19,8 +19,11 @@ def environment_of(container: dict[str, Any]) -> dict[str, str]:
     return {item["Name"]: item["Value"] for item in container.get("Environment", [])}
 
 
-def segment_mounts(container: dict[str, Any]) -> list[tuple[str, bool]]:
-    return [(m["SourceVolume"], m["ReadOnly"]) for m in container.get("MountPoints", []) if m["ContainerPath"] == SEGMENT_DIR]
+WORKER_SEGMENT_DIR = "/var/lib/clockbound"  # a folder the worker image declares, owned by its uid
+
+
+def segment_mounts(container: dict[str, Any], path: str = SEGMENT_DIR) -> list[tuple[str, bool]]:
+    return [(m["SourceVolume"], m["ReadOnly"]) for m in container.get("MountPoints", []) if m["ContainerPath"] == path]
 
 
 def task_volumes(synth: Synthesized) -> list[dict[str, Any]]:
@@ -32,10 +35,12 @@ def test_the_worker_writes_the_segment_on_a_task_volume_and_the_app_reads_it(dem
     worker, app = demo.container("clock-worker"), demo.container("app")
     # Task storage (no host path), fresh for each task, shared by its containers.
     assert {"Name": "clockbound"} in task_volumes(demo)
-    assert segment_mounts(worker) == [("clockbound", False)]
+    assert segment_mounts(worker, WORKER_SEGMENT_DIR) == [("clockbound", False)]
     assert segment_mounts(app) == [("clockbound", True)]
-    for container in (worker, app):
-        assert environment_of(container)[contract.ENV_CLOCKBOUND_SHM] == contract.CLOCKBOUND_SHM_PATH
+    # The same volume: the worker writes it where its image owns the folder, the app reads
+    # it at ClockBound's default path.
+    assert environment_of(worker)[contract.ENV_CLOCKBOUND_SHM] == f"{WORKER_SEGMENT_DIR}/shm0"
+    assert environment_of(app)[contract.ENV_CLOCKBOUND_SHM] == contract.CLOCKBOUND_SHM_PATH
     # The void-after cap the worker writes is the app's reference-age limit.
     assert environment_of(worker)[contract.ENV_MAX_REFERENCE_AGE] == environment_of(app)[contract.ENV_MAX_REFERENCE_AGE]
 
@@ -68,7 +73,7 @@ def options_off(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 def test_both_can_be_turned_off(options_off: Synthesized):
     worker, app = options_off.container("clock-worker"), options_off.container("app")
     assert "clockbound" not in [volume["Name"] for volume in task_volumes(options_off)]
-    assert segment_mounts(worker) == segment_mounts(app) == []
+    assert segment_mounts(worker, WORKER_SEGMENT_DIR) == segment_mounts(app) == []
     assert contract.ENV_CLOCKBOUND_SHM not in environment_of(worker)
     assert contract.ENV_CLOCKBOUND_SHM not in environment_of(app)
     assert "DependsOn" not in app

@@ -117,7 +117,7 @@ def test_root_filesystems_are_read_only_with_a_writable_tmp(demo: Synthesized):
         assert container["ReadonlyRootFilesystem"] is True
         # Writable: /tmp only (the worker also writes the ClockBound segment's folder).
         writable = [mount for mount in container["MountPoints"] if not mount["ReadOnly"]]
-        expected = ["/tmp", "/var/run/clockbound"] if name == WORKER else ["/tmp"]
+        expected = ["/tmp", "/var/lib/clockbound"] if name == WORKER else ["/tmp"]
         assert [mount["ContainerPath"] for mount in writable] == expected
         assert all(mount["SourceVolume"] in volumes for mount in container["MountPoints"])
 
@@ -209,7 +209,7 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         contract.ENV_MAX_DRIFT_PPM: "50",
         contract.ENV_THRESHOLD_MS: "1",
         contract.ENV_MAX_REFERENCE_AGE: "120",
-        contract.ENV_CLOCKBOUND_SHM: "/var/run/clockbound/shm0",
+        contract.ENV_CLOCKBOUND_SHM: "/var/lib/clockbound/shm0",
         contract.ENV_APP_STATS_URL: "http://127.0.0.1:8080" + contract.APP_STATS_PATH,
     }
 

@@ -41,9 +41,9 @@ def test_images_run_as_the_user_the_construct_expects(dockerfile: str):
 def test_the_worker_image_declares_the_clockbound_folder_it_writes():
     """The segment's task volume is created from the worker image's folder (owned by
     10001), so the worker can write it under a read-only root on Fargate."""
-    from clock_stack.sidecar import CLOCKBOUND_DIR
+    from clock_stack.sidecar import WORKER_CLOCKBOUND_DIR
 
-    assert CLOCKBOUND_DIR == "/var/run/clockbound"
-    assert CLOCKBOUND_DIR in declared_volumes(WORKER_DOCKERFILE)
+    assert WORKER_CLOCKBOUND_DIR == "/var/lib/clockbound"
+    assert WORKER_CLOCKBOUND_DIR in declared_volumes(WORKER_DOCKERFILE)
     text = (CONTAINERS_DIR / WORKER_DOCKERFILE).read_text()
-    assert re.search(rf"chown 10001:10001 {CLOCKBOUND_DIR}", text)
+    assert re.search(rf"chown 10001:10001 {WORKER_CLOCKBOUND_DIR}", text)

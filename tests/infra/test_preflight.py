@@ -77,20 +77,46 @@ def test_credentials_that_cannot_be_checked(tmp_path: Path, cloudwatch):
     assert one_line(result).startswith("make destroy: cannot check the AWS credentials with STS")
 
 
-def test_missing_docker_engine(tmp_path: Path, cloudwatch):
+def test_no_docker_engine_and_no_podman(tmp_path: Path, cloudwatch):
     result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=False), aws=cloudwatch.env())
     assert result.returncode == 1
     line = one_line(result)
-    assert line.startswith("make deploy: no Docker engine is running")
-    assert "Cannot connect to the Docker daemon" in line
+    assert line.startswith("make deploy: no image builder: no Docker engine answers `docker info` and podman is not installed")
+    assert "apt-get install" in line and "podman" in line
 
 
-def test_missing_docker_client(tmp_path: Path, cloudwatch):
+def test_no_builder_at_all(tmp_path: Path, cloudwatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run_preflight("deploy", tmp_path, path=empty, aws=cloudwatch.env())
     assert result.returncode == 1
-    assert one_line(result).startswith("make deploy: Docker is not installed")
+    assert one_line(result).startswith("make deploy: no image builder")
+
+
+def fake_podman(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, body in (("podman", "#!/bin/sh\necho 4.3.1\n"), ("runc", "#!/bin/sh\nexit 0\n")):
+        script = directory / name
+        script.write_text(body)
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return directory
+
+
+def test_podman_builds_when_no_docker_engine_answers(tmp_path: Path, cloudwatch):
+    import boto3
+
+    ssm = boto3.client("ssm", endpoint_url=cloudwatch.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ssm.put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String", Overwrite=True)
+    bin_dir = fake_podman(fake_docker(tmp_path / "bin", works=False))
+    result = run_preflight("deploy", tmp_path, path=bin_dir, aws=cloudwatch.env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("images built with podman 4.3.1 (CDK_DOCKER)")
+    # What `make deploy` evals before `cdk deploy`: the CLI builds with the same podman and config.
+    exported = run_preflight("builder-env", tmp_path, path=bin_dir)
+    assert exported.returncode == 0, exported.stderr
+    assert f"export CDK_DOCKER={bin_dir / 'podman'};" in exported.stdout
+    assert "export CONTAINERS_CONF=" in exported.stdout and "containers.conf" in exported.stdout
 
 
 def test_not_bootstrapped_says_how(tmp_path: Path, cloudwatch):
@@ -109,7 +135,9 @@ def test_ready_to_deploy(tmp_path: Path, cloudwatch):
     ssm.put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
     result = run_preflight("deploy", tmp_path, path=fake_docker(tmp_path / "bin", works=True), aws=cloudwatch.env())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"preflight ok: deploying to account {MOTO_ACCOUNT}, us-east-1; Docker engine 27.3.1"
+    assert result.stdout.strip() == (
+        f"preflight ok: deploying to account {MOTO_ACCOUNT}, us-east-1; images built with Docker engine 27.3.1"
+    )
 
 
 def test_destroy_needs_no_docker(tmp_path: Path, cloudwatch):
