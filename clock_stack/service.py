@@ -11,12 +11,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitecture, app_image
+from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.settings import ClockProps, ClockPropsError, clock_props
@@ -116,12 +118,14 @@ class ClockAccurateFargateService(Construct):
         wait_for_clock_sync: the app starts only once the worker is HEALTHY, i.e. has
             written a synchronized sample; a task whose clock never synchronizes stops after
             ECS's 120 s start timeout and the circuit breaker acts [True].
-        log_retention [one month], removal_policy of logs and the topic key [RETAIN].
+        log_retention [one month], removal_policy of logs, their key and the topic key [RETAIN].
+        log_encryption_key: the KMS key of the app, worker and flow log groups [one key
+            created here, rotation on, with the policy CloudWatch Logs needs].
 
     Raises `ClockPropsError` for an invalid prop before creating anything.
     Attributes: service, task_definition, app_container, worker_container, load_balancer,
     target_group, scaling, alarms (ClockAlarms), dashboard, alarm_topic, metrics,
-    settings, cluster, vpc.
+    settings, cluster, vpc, log_encryption_key.
     """
 
     def __init__(
@@ -156,9 +160,11 @@ class ClockAccurateFargateService(Construct):
         enable_execute_command: bool = False,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         # Every prop is validated before any resource exists: a bad one fails fast and clearly.
+        validate_log_encryption_key(log_encryption_key)
         app_readonly_root_filesystem = _readonly_root(app_readonly_root_filesystem, enable_execute_command)
         ingress_peers = _ingress_peers(ingress_peers)
         min_task_count = desired_count if min_task_count is None else min_task_count
@@ -197,10 +203,16 @@ class ClockAccurateFargateService(Construct):
                 "(threshold_ms, max_drift_ppm, ...) so the app and the alarms agree; set the props instead"
             )
 
+        # One key for every log group made here (app, worker, flow logs).
+        self.log_encryption_key = log_encryption_key or create_log_encryption_key(
+            self, "LogsKey", removal_policy=removal_policy
+        )
         self.network: ClockNetwork | None = None
         if cluster is None:
             if vpc is None:
-                self.network = ClockNetwork(self, "Network", removal_policy=removal_policy)
+                self.network = ClockNetwork(
+                    self, "Network", removal_policy=removal_policy, log_encryption_key=self.log_encryption_key
+                )
                 vpc, cluster = self.network.vpc, self.network.cluster
             else:
                 cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
@@ -216,7 +228,13 @@ class ClockAccurateFargateService(Construct):
         )
         if app_health_check is None and uses_project_app:
             app_health_check = container_health_check(APP_HEALTH_CHECK_COMMAND)
-        self.app_log_group = logs.LogGroup(self, "AppLogs", retention=log_retention, removal_policy=removal_policy)
+        self.app_log_group = logs.LogGroup(
+            self,
+            "AppLogs",
+            retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=self.log_encryption_key,
+        )
         environment = {**contract_environment, **(app_environment or {})}
         self.app_container = self.task_definition.add_container(
             "App",
@@ -314,6 +332,7 @@ class ClockAccurateFargateService(Construct):
             clockbound_segment=clockbound_segment,
             clockbound_readers=[self.app_container],
             wait_for_clock_sync=wait_for_clock_sync,
+            log_encryption_key=self.log_encryption_key,
         )
         self.worker_container = self.clock.worker_container
         self.metrics = self.clock.metrics
