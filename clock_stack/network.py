@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
+from clock_stack.scanners import checkov_skip_construct, skip_cdk_vpc_provider_checks
 
 ACCESS_LOG_BUCKET_REASON = (
     "This bucket is the destination of access logs; logging its own access would need "
@@ -53,6 +54,8 @@ class ClockNetwork(Construct):
                 ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
             ],
         )
+        # CDK's handler that empties the default security group comes with the VPC.
+        skip_cdk_vpc_provider_checks(self)
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogs",
@@ -106,3 +109,4 @@ class AccessLogBucket(Construct):
             removal_policy=removal_policy,
         )
         Validations.of(self.bucket).acknowledge(Acknowledgment(id="AwsSolutions-S1", reason=ACCESS_LOG_BUCKET_REASON))
+        checkov_skip_construct(self.bucket, "CKV_AWS_18", ACCESS_LOG_BUCKET_REASON)

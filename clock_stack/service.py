@@ -21,6 +21,7 @@ from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitect
 from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
+from clock_stack.scanners import checkov_skip_construct
 from clock_stack.settings import ClockProps, ClockPropsError, clock_props
 from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check, exec_linux_parameters
 from clock_stack.task_monitoring import ClockTaskMonitoring, default_clock_service_name
@@ -41,6 +42,19 @@ MAX_TASKS = 1000  # ECS's per-service task quota
 
 # Who may reach the listeners when the caller does not say: anyone, IPv4 and IPv6.
 _ANYWHERE = ("0.0.0.0/0", "::/0")
+OPEN_LISTENER_REASON = (
+    "An internet-facing load balancer for a public service: ingress_peers (default anyone) opens only the "
+    "listener ports (80 is the HTTP listener, or with a certificate its redirect to HTTPS); narrow it with ingress_peers"
+)
+_NO_CERTIFICATE = (
+    "No certificate was given (the construct's certificate prop; the demo's clock:certificateArn), so this "
+    "listener serves plain HTTP; with a certificate it serves HTTPS with SslPolicy.RECOMMENDED_TLS (TLS 1.2 "
+    "and later), port 80 only redirects to it, and this skip is not added"
+)
+HTTP_LISTENER_SKIPS = {
+    "CKV_AWS_2": _NO_CERTIFICATE,
+    "CKV_AWS_103": "A TLS policy applies to HTTPS listeners only. " + _NO_CERTIFICATE,
+}
 
 
 def _ingress_peers(peers: Sequence[ec2.IPeer] | None) -> tuple[ec2.IPeer, ...]:
@@ -298,6 +312,9 @@ class ClockAccurateFargateService(Construct):
         self.service = self.load_balanced.service
         self.listener_ports = (443, 80) if https else (80,)
         self._allow_ingress(ingress_peers)
+        if not https:
+            for check_id, comment in HTTP_LISTENER_SKIPS.items():
+                checkov_skip_construct(self.load_balanced.listener, check_id, comment)
         self.target_group = self.load_balanced.target_group
         # Liveness only: a bad clock makes the app refuse critical work (readiness,
         # /readyz), it must not get healthy tasks killed by the load balancer.
@@ -350,13 +367,9 @@ class ClockAccurateFargateService(Construct):
                 )
         if any(peer.unique_id in _ANYWHERE for peer in peers):
             for security_group in self.load_balancer.connections.security_groups:
-                Validations.of(security_group).acknowledge(
-                    Acknowledgment(
-                        id="AwsSolutions-EC23",
-                        reason="An internet-facing load balancer for a public service: ingress_peers (default "
-                        "anyone) opens only the listener ports; narrow it with ingress_peers",
-                    )
-                )
+                Validations.of(security_group).acknowledge(Acknowledgment(id="AwsSolutions-EC23", reason=OPEN_LISTENER_REASON))
+                # checkov's rule is per port; 80 is open in both modes (HTTPS: the redirect).
+                checkov_skip_construct(security_group, "CKV_AWS_260", OPEN_LISTENER_REASON)
 
     def _acknowledge(self, *, enable_execute_command: bool) -> None:
         """cdk-nag findings that have no fix, each with the reason it has none."""
