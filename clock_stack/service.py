@@ -44,7 +44,8 @@ MAX_TASKS = 1000  # ECS's per-service task quota
 _ANYWHERE = ("0.0.0.0/0", "::/0")
 OPEN_LISTENER_REASON = (
     "An internet-facing load balancer for a public service: ingress_peers (default anyone) opens only the "
-    "listener ports (80 is the HTTP listener, or with a certificate its redirect to HTTPS); narrow it with ingress_peers"
+    "listener ports (80 is the HTTP listener, or with a certificate its redirect to HTTPS); "
+    "narrow it with ingress_peers"
 )
 _NO_CERTIFICATE = (
     "No certificate was given (the construct's certificate prop; the demo's clock:certificateArn), so this "
@@ -367,7 +368,9 @@ class ClockAccurateFargateService(Construct):
                 )
         if any(peer.unique_id in _ANYWHERE for peer in peers):
             for security_group in self.load_balancer.connections.security_groups:
-                Validations.of(security_group).acknowledge(Acknowledgment(id="AwsSolutions-EC23", reason=OPEN_LISTENER_REASON))
+                Validations.of(security_group).acknowledge(
+                    Acknowledgment(id="AwsSolutions-EC23", reason=OPEN_LISTENER_REASON)
+                )
                 # checkov's rule is per port; 80 is open in both modes (HTTPS: the redirect).
                 checkov_skip_construct(security_group, "CKV_AWS_260", OPEN_LISTENER_REASON)
 

@@ -161,11 +161,15 @@ def test_log_groups_use_the_key_they_are_given_and_create_none():
     from aws_cdk.assertions import Template
 
     stack = new_stack()
-    key = kms.Key.from_key_arn(stack, "TeamKey", "arn:aws:kms:us-east-1:111122223333:key/00000000-1111-2222-3333-444444444444")
+    key = kms.Key.from_key_arn(
+        stack, "TeamKey", "arn:aws:kms:us-east-1:111122223333:key/00000000-1111-2222-3333-444444444444"
+    )
     task_definition = ecs.FargateTaskDefinition(stack, "Task")
     image = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/busybox:1.36")
     task_definition.add_container("main", image=image)
-    monitoring = ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, worker_image=image, log_encryption_key=key)
+    monitoring = ClockTaskMonitoring(
+        stack, "Clock", task_definition=task_definition, worker_image=image, log_encryption_key=key
+    )
     assert monitoring.log_encryption_key is key
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::KMS::Key", 1)  # the alarm topic's only

@@ -81,7 +81,8 @@ def checks_of(entries: list[dict], template: Path) -> list[Check]:
             continue
         resource_type, logical_id = entry["resource"].rsplit(".", 1)
         result = entry["check_result"]
-        found.append(Check(entry["check_id"], resource_type, logical_id, result["result"], result.get("suppress_comment")))
+        comment = result.get("suppress_comment")
+        found.append(Check(entry["check_id"], resource_type, logical_id, result["result"], comment))
     return found
 
 
@@ -114,7 +115,8 @@ def construct_logical_ids(synth: Synthesized, construct_id: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def checkov_entries(demo, variant, consumer_service, consumer_task_definition) -> list[dict]:
-    templates = [template for synth in (demo, variant, consumer_service, consumer_task_definition) for template in synth.template_files()]
+    configurations = (demo, variant, consumer_service, consumer_task_definition)
+    templates = [template for synth in configurations for template in synth.template_files()]
     return run_checkov(templates)
 
 
@@ -140,7 +142,9 @@ def test_checkov_finds_nothing_without_a_reason(synth: Synthesized, checkov_entr
 def test_every_suppression_in_the_template_has_a_reason_checkov_reads(synth: Synthesized, checkov_entries: list[dict]):
     """Each skip in the metadata is well formed and is one checkov itself reports as skipped."""
     (template,) = synth.template_files()
-    reported = {(check.check_id, check.logical_id) for check in checks_of(checkov_entries, template) if check.result == "SKIPPED"}
+    reported = {
+        (check.check_id, check.logical_id) for check in checks_of(checkov_entries, template) if check.result == "SKIPPED"
+    }
     written = set()
     for logical_id, resource in json.loads(template.read_text())["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
