@@ -10,6 +10,9 @@ PY := $(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 STAMP := $(VENV)/.setup-done
 NODE_STAMP := node_modules/.setup-done
+# checkov (template scanner) in a venv of its own: its pinned dependencies would fight the project's.
+CHECKOV_VENV := .tools/checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 
 # `make synth ARCH=arm64` / `make images ARCH=arm64`: the tasks' (and images') CPU
 # architecture, x86_64 or arm64; unset, cdk.json's clock:architecture decides.
@@ -17,11 +20,12 @@ ARCH ?=
 CDK_ARCH := $(if $(filter arm64 ARM64 aarch64,$(ARCH)),ARM64,$(if $(filter x86_64 X86_64 amd64,$(ARCH)),X86_64,$(ARCH)))
 SYNTH_CONTEXT := $(if $(ARCH),--context clock:architecture=$(CDK_ARCH))
 
-.PHONY: help setup system-packages test synth images local bench deploy destroy clean
+.PHONY: help setup system-packages checkov test synth images local bench deploy destroy clean
 
 help:
 	@echo "make local    run emulator + worker + app on 127.0.0.1 (no AWS needed)"
 	@echo "make test     set up if needed, then every test"
+	@echo "make checkov  install checkov (pinned) into .tools/checkov-venv, for tests/infra/test_checkov.py"
 	@echo "make synth    cdk synth with the pinned CLI, offline"
 	@echo "make images   build both images from cdk.out/ (Docker, else podman); ARCH=x86_64|arm64"
 	@echo "make bench    benchmarks; results under bench/results/"
@@ -60,7 +64,15 @@ system-packages:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing Debian packages for the tests:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
-test: setup system-packages
+# Installs in about 25 s; tests/infra/test_checkov.py runs it on the synthesized templates.
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+test: setup system-packages checkov
 	$(PY) -m pytest
 
 synth: setup

@@ -7,6 +7,8 @@ worker sidecar and its monitoring to a Fargate task definition you already have.
 from __future__ import annotations
 
 from clock_stack.images import CONTAINERS_DIR, IMAGE_CONTEXT_DIR, TaskArchitecture
+from clock_stack.log_encryption import create_log_encryption_key
+from clock_stack.scanners import checkov_skip, skip_cdk_vpc_provider_checks
 from clock_stack.settings import ClockProps, ClockPropsError, ClockSettings
 from clock_stack.metrics import ClockMetrics
 from clock_stack.sidecar import ClockWorkerSidecar
@@ -29,4 +31,7 @@ __all__ = [
     "ClockTaskMonitoring",
     "ClockWorkerSidecar",
     "TaskArchitecture",
+    "checkov_skip",
+    "create_log_encryption_key",
+    "skip_cdk_vpc_provider_checks",
 ]

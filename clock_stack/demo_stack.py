@@ -19,6 +19,7 @@ from constructs import Construct, Node
 
 from clockcore import contract
 from clock_stack.images import TaskArchitecture
+from clock_stack.log_encryption import create_log_encryption_key
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.service import ClockAccurateFargateService
 from clock_stack.settings import ClockProps, ClockPropsError
@@ -152,8 +153,16 @@ class ClockDemoStack(Stack):
         self.config = config
         # A demo is torn down with `make destroy`: its logs go with it.
         removal = RemovalPolicy.DESTROY
+        # One key for the stack's log groups (app, worker, flow logs), deleted with them.
+        self.log_encryption_key = create_log_encryption_key(self, "LogsKey", removal_policy=removal)
         self.network = ClockNetwork(
-            self, "Network", max_azs=2, nat_gateways=config.natGateways, flow_log_retention=config.log_retention, removal_policy=removal
+            self,
+            "Network",
+            max_azs=2,
+            nat_gateways=config.natGateways,
+            flow_log_retention=config.log_retention,
+            removal_policy=removal,
+            log_encryption_key=self.log_encryption_key,
         )
         # Access logs are evidence: the bucket outlives the stack (delete it by hand).
         self.access_logs = AccessLogBucket(self, "AccessLogs")
@@ -184,6 +193,7 @@ class ClockDemoStack(Stack):
             enable_execute_command=config.enableExecuteCommand,
             log_retention=config.log_retention,
             removal_policy=removal,
+            log_encryption_key=self.log_encryption_key,
         )
         scheme = "https" if certificate is not None else "http"
         CfnOutput(

@@ -11,14 +11,17 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from clock_stack.images import APP_HEALTH_CHECK_COMMAND, APP_PORT, TaskArchitecture, app_image
+from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.monitoring import validate_alarm_email
 from clock_stack.network import AccessLogBucket, ClockNetwork
+from clock_stack.scanners import checkov_skip_construct
 from clock_stack.settings import ClockProps, ClockPropsError, clock_props
 from clock_stack.sidecar import add_scratch_volume, awslogs_driver, container_health_check, exec_linux_parameters
 from clock_stack.task_monitoring import ClockTaskMonitoring, default_clock_service_name
@@ -39,6 +42,20 @@ MAX_TASKS = 1000  # ECS's per-service task quota
 
 # Who may reach the listeners when the caller does not say: anyone, IPv4 and IPv6.
 _ANYWHERE = ("0.0.0.0/0", "::/0")
+OPEN_LISTENER_REASON = (
+    "An internet-facing load balancer for a public service: ingress_peers (default anyone) opens only the "
+    "listener ports (80 is the HTTP listener, or with a certificate its redirect to HTTPS); "
+    "narrow it with ingress_peers"
+)
+_NO_CERTIFICATE = (
+    "No certificate was given (the construct's certificate prop; the demo's clock:certificateArn), so this "
+    "listener serves plain HTTP; with a certificate it serves HTTPS with SslPolicy.RECOMMENDED_TLS (TLS 1.2 "
+    "and later), port 80 only redirects to it, and this skip is not added"
+)
+HTTP_LISTENER_SKIPS = {
+    "CKV_AWS_2": _NO_CERTIFICATE,
+    "CKV_AWS_103": "A TLS policy applies to HTTPS listeners only. " + _NO_CERTIFICATE,
+}
 
 
 def _ingress_peers(peers: Sequence[ec2.IPeer] | None) -> tuple[ec2.IPeer, ...]:
@@ -116,12 +133,14 @@ class ClockAccurateFargateService(Construct):
         wait_for_clock_sync: the app starts only once the worker is HEALTHY, i.e. has
             written a synchronized sample; a task whose clock never synchronizes stops after
             ECS's 120 s start timeout and the circuit breaker acts [True].
-        log_retention [one month], removal_policy of logs and the topic key [RETAIN].
+        log_retention [one month], removal_policy of logs, their key and the topic key [RETAIN].
+        log_encryption_key: the KMS key of the app, worker and flow log groups [one key
+            created here, rotation on, with the policy CloudWatch Logs needs].
 
     Raises `ClockPropsError` for an invalid prop before creating anything.
     Attributes: service, task_definition, app_container, worker_container, load_balancer,
     target_group, scaling, alarms (ClockAlarms), dashboard, alarm_topic, metrics,
-    settings, cluster, vpc.
+    settings, cluster, vpc, log_encryption_key.
     """
 
     def __init__(
@@ -156,9 +175,11 @@ class ClockAccurateFargateService(Construct):
         enable_execute_command: bool = False,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         # Every prop is validated before any resource exists: a bad one fails fast and clearly.
+        validate_log_encryption_key(log_encryption_key)
         app_readonly_root_filesystem = _readonly_root(app_readonly_root_filesystem, enable_execute_command)
         ingress_peers = _ingress_peers(ingress_peers)
         min_task_count = desired_count if min_task_count is None else min_task_count
@@ -197,10 +218,16 @@ class ClockAccurateFargateService(Construct):
                 "(threshold_ms, max_drift_ppm, ...) so the app and the alarms agree; set the props instead"
             )
 
+        # One key for every log group made here (app, worker, flow logs).
+        self.log_encryption_key = log_encryption_key or create_log_encryption_key(
+            self, "LogsKey", removal_policy=removal_policy
+        )
         self.network: ClockNetwork | None = None
         if cluster is None:
             if vpc is None:
-                self.network = ClockNetwork(self, "Network", removal_policy=removal_policy)
+                self.network = ClockNetwork(
+                    self, "Network", removal_policy=removal_policy, log_encryption_key=self.log_encryption_key
+                )
                 vpc, cluster = self.network.vpc, self.network.cluster
             else:
                 cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
@@ -216,7 +243,13 @@ class ClockAccurateFargateService(Construct):
         )
         if app_health_check is None and uses_project_app:
             app_health_check = container_health_check(APP_HEALTH_CHECK_COMMAND)
-        self.app_log_group = logs.LogGroup(self, "AppLogs", retention=log_retention, removal_policy=removal_policy)
+        self.app_log_group = logs.LogGroup(
+            self,
+            "AppLogs",
+            retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=self.log_encryption_key,
+        )
         environment = {**contract_environment, **(app_environment or {})}
         self.app_container = self.task_definition.add_container(
             "App",
@@ -280,6 +313,9 @@ class ClockAccurateFargateService(Construct):
         self.service = self.load_balanced.service
         self.listener_ports = (443, 80) if https else (80,)
         self._allow_ingress(ingress_peers)
+        if not https:
+            for check_id, comment in HTTP_LISTENER_SKIPS.items():
+                checkov_skip_construct(self.load_balanced.listener, check_id, comment)
         self.target_group = self.load_balanced.target_group
         # Liveness only: a bad clock makes the app refuse critical work (readiness,
         # /readyz), it must not get healthy tasks killed by the load balancer.
@@ -314,6 +350,7 @@ class ClockAccurateFargateService(Construct):
             clockbound_segment=clockbound_segment,
             clockbound_readers=[self.app_container],
             wait_for_clock_sync=wait_for_clock_sync,
+            log_encryption_key=self.log_encryption_key,
         )
         self.worker_container = self.clock.worker_container
         self.metrics = self.clock.metrics
@@ -332,12 +369,10 @@ class ClockAccurateFargateService(Construct):
         if any(peer.unique_id in _ANYWHERE for peer in peers):
             for security_group in self.load_balancer.connections.security_groups:
                 Validations.of(security_group).acknowledge(
-                    Acknowledgment(
-                        id="AwsSolutions-EC23",
-                        reason="An internet-facing load balancer for a public service: ingress_peers (default "
-                        "anyone) opens only the listener ports; narrow it with ingress_peers",
-                    )
+                    Acknowledgment(id="AwsSolutions-EC23", reason=OPEN_LISTENER_REASON)
                 )
+                # checkov's rule is per port; 80 is open in both modes (HTTPS: the redirect).
+                checkov_skip_construct(security_group, "CKV_AWS_260", OPEN_LISTENER_REASON)
 
     def _acknowledge(self, *, enable_execute_command: bool) -> None:
         """cdk-nag findings that have no fix, each with the reason it has none."""

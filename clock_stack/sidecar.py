@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from clockcore import contract
 from clock_stack.images import WORKER_HEALTH_CHECK_COMMAND, TaskArchitecture, worker_image
+from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.settings import ClockPropsError, ClockSettings
 
 WORKER_CONTAINER_NAME = "clock-worker"
@@ -82,6 +84,8 @@ class ClockWorkerSidecar(Construct):
     In the `cloudwatch` sink the task role may call `cloudwatch:PutMetricData` for the
     configured namespace only; in the `emf` sink it gets no CloudWatch permission at all
     (the awslogs driver, with the execution role, carries the metric lines).
+    The worker's log group is encrypted with `log_encryption_key`, or with a key created
+    here (rotation on, removed with the log group: `log_removal_policy`).
     """
 
     def __init__(
@@ -98,8 +102,10 @@ class ClockWorkerSidecar(Construct):
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         enable_execute_command: bool = False,
         clockbound_segment: bool = True,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
+        validate_log_encryption_key(log_encryption_key)
         if not isinstance(task_definition, ecs.FargateTaskDefinition):
             raise ClockPropsError(
                 "task_definition must be an ecs.FargateTaskDefinition: ClockDrift is reported by Fargate's "
@@ -118,7 +124,16 @@ class ClockWorkerSidecar(Construct):
         self._task_definition = task_definition
 
         self.settings = settings
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=log_removal_policy)
+        self.log_encryption_key = log_encryption_key or create_log_encryption_key(
+            self, "LogsKey", removal_policy=log_removal_policy
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            removal_policy=log_removal_policy,
+            encryption_key=self.log_encryption_key,
+        )
         self.container = task_definition.add_container(
             "ClockWorker",
             container_name=WORKER_CONTAINER_NAME,

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from clockcore import contract
 from clock_stack.images import TaskArchitecture
+from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.metrics import ClockMetrics
 from clock_stack.monitoring import ClockMonitoring, validate_alarm_email
 from clock_stack.settings import ClockProps, ClockPropsError, clock_props
@@ -43,6 +45,9 @@ class ClockTaskMonitoring(Construct):
     which get CLOCK_CLOCKBOUND_SHM too: any ClockBound client there reads bounded time.
     `wait_for_clock_sync` (default False here): those containers start only once the
     worker is HEALTHY, i.e. has written a synchronized sample (ECS gives up after 120 s).
+    `log_encryption_key` (a `kms.IKey`): encrypts the worker's log group (default: a key
+    created here, rotation on, with `removal_policy`; `self.log_encryption_key`). Give the
+    key your own log groups use and the stack keeps one key.
     """
 
     def __init__(
@@ -64,8 +69,10 @@ class ClockTaskMonitoring(Construct):
         clockbound_segment: bool = True,
         clockbound_readers: Sequence[ecs.ContainerDefinition] | None = None,
         wait_for_clock_sync: bool = False,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
+        validate_log_encryption_key(log_encryption_key)
         if not isinstance(architecture, TaskArchitecture):
             raise ClockPropsError(f"architecture must be a TaskArchitecture (X86_64 or ARM64), got {architecture!r}")
         validate_alarm_email(alarm_email, alarm_topic)
@@ -78,6 +85,9 @@ class ClockTaskMonitoring(Construct):
                     f"clockbound_readers must be containers of task_definition, got {reader!r}"
                 )
         self.settings = settings
+        self.log_encryption_key = log_encryption_key or create_log_encryption_key(
+            self, "LogsKey", removal_policy=removal_policy
+        )
 
         self.sidecar = ClockWorkerSidecar(
             self,
@@ -91,6 +101,7 @@ class ClockTaskMonitoring(Construct):
             log_removal_policy=removal_policy,
             enable_execute_command=enable_execute_command,
             clockbound_segment=clockbound_segment,
+            log_encryption_key=self.log_encryption_key,
         )
         self.worker_container = self.sidecar.container
         readers = list(clockbound_readers) if clockbound_readers is not None else self.sidecar.other_containers()

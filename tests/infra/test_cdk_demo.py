@@ -134,6 +134,27 @@ def test_logs_go_to_awslogs_with_retention(demo: Synthesized, variant: Synthesiz
     assert {group["Properties"]["RetentionInDays"] for group in variant.resources("AWS::Logs::LogGroup").values()} == {7}
 
 
+def test_log_groups_share_one_rotating_key_that_cloudwatch_logs_may_use(demo: Synthesized):
+    groups = demo.resources("AWS::Logs::LogGroup")
+    assert len(groups) == 3, "app, worker, flow logs"
+    key_ids = {group["Properties"]["KmsKeyId"]["Fn::GetAtt"][0] for group in groups.values()}
+    assert len(key_ids) == 1, "one key for the stack's log groups"
+    (key_id,) = key_ids
+    key = demo.resources("AWS::KMS::Key")[key_id]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # The demo's log groups go with the stack, and so does their key (never before them).
+    assert {group["DeletionPolicy"] for group in groups.values()} == {key["DeletionPolicy"]} == {"Delete"}
+    (logs_statement,) = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement.get("Sid") == "AllowCloudWatchLogsOfThisAccountAndRegion"
+    ]
+    assert logs_statement["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert set(logs_statement["Action"]) >= {"kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"}
+    condition = logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert condition == {"Fn::Join": ["", ["arn:aws:logs:us-east-1:", {"Ref": "AWS::AccountId"}, ":log-group:*"]]}
+
+
 def test_both_images_are_assets_of_containers_built_for_the_task_architecture(demo: Synthesized, variant: Synthesized):
     for synth, cpu_architecture, platform in ((demo, "X86_64", "linux/amd64"), (variant, "ARM64", "linux/arm64")):
         task_definition = synth.only("AWS::ECS::TaskDefinition")
@@ -166,6 +187,11 @@ def test_internet_facing_alb_with_access_logs(demo: Synthesized):
         "SSEAlgorithm": "AES256"
     }
     assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    # Versioned: an overwritten or deleted log stays 30 days as a noncurrent version.
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["LifecycleConfiguration"]["Rules"] == [
+        {"ExpirationInDays": 90, "NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "Status": "Enabled"}
+    ]
     statements = demo.only("AWS::S3::BucketPolicy")["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
@@ -319,14 +345,14 @@ def test_composite_alarm_covers_every_clock_alarm_and_notifies(demo: Synthesized
 
 
 def test_topic_is_kms_encrypted_and_subscribed_only_when_asked(demo: Synthesized, variant: Synthesized):
-    (key_id,) = demo.resources("AWS::KMS::Key")
-    assert demo.only("AWS::KMS::Key")["EnableKeyRotation"] is True
-    assert demo.only("AWS::SNS::Topic")["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key_id, _ = demo.only("AWS::SNS::Topic")["KmsMasterKeyId"]["Fn::GetAtt"]
+    key = demo.resources("AWS::KMS::Key")[key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
     assert not demo.resources("AWS::SNS::Subscription")
     variant.template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": VARIANT_CONTEXT["clock:alarmEmail"]}
     )
-    key_policy = json.dumps(demo.only("AWS::KMS::Key")["KeyPolicy"])
+    key_policy = json.dumps(key["KeyPolicy"])
     assert "cloudwatch.amazonaws.com" in key_policy, "CloudWatch may use the key to publish alarms"
 
 

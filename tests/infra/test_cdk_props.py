@@ -98,6 +98,7 @@ def test_numbers_are_written_plainly():
         ({"clock": ClockProps(sink="PutMetricData")}, "sink must be one of cloudwatch, emf"),
         ({"clock": {"threshold_ms": 2}}, "clock must be a ClockProps(...), got dict"),
         ({"target_cpu_utilization_percent": 100}, "target_cpu_utilization_percent must be from 10 to 95"),
+        ({"log_encryption_key": "alias/logs"}, "log_encryption_key must be a kms.IKey"),
     ],
 )
 def test_service_rejects_bad_props(props: dict, message: str):
@@ -151,6 +152,28 @@ def test_task_monitoring_rejects_a_second_worker():
     ClockTaskMonitoring(stack, "Clock", task_definition=task_definition, worker_image=image)
     with pytest.raises(ClockPropsError, match="already has a container named 'clock-worker'"):
         ClockTaskMonitoring(stack, "Again", task_definition=task_definition, worker_image=image)
+
+
+def test_log_groups_use_the_key_they_are_given_and_create_none():
+    """Bring your own key (one per account, say): every log group uses it, no key is made."""
+    from aws_cdk import aws_ecs as ecs
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Template
+
+    stack = new_stack()
+    key = kms.Key.from_key_arn(
+        stack, "TeamKey", "arn:aws:kms:us-east-1:111122223333:key/00000000-1111-2222-3333-444444444444"
+    )
+    task_definition = ecs.FargateTaskDefinition(stack, "Task")
+    image = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/busybox:1.36")
+    task_definition.add_container("main", image=image)
+    monitoring = ClockTaskMonitoring(
+        stack, "Clock", task_definition=task_definition, worker_image=image, log_encryption_key=key
+    )
+    assert monitoring.log_encryption_key is key
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::KMS::Key", 1)  # the alarm topic's only
+    template.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": key.key_arn})
 
 
 # ---------------------------------------------------------------- context
