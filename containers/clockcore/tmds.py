@@ -5,7 +5,10 @@ timeout, a deadline for the whole answer and a size cap, so a slow, trickling or
 broken endpoint costs at most a bounded wait. HTTP/1.0 keeps the answer simple: no
 chunked encoding, the server closes the connection at the end of the body. The worker
 calls this every second, and `http.client` (which parses headers with the `email`
-package) cost about twice the CPU of this whole function.
+package) cost about twice the CPU of this whole function. urllib3, measured against the
+kept-alive client below by `python -m bench http`, costs the worker 0.5-0.76 ms more per
+sample at 1 Hz, over its 0.15 ms budget: see the README's "The metadata client stays
+hand-written".
 """
 
 from __future__ import annotations
