@@ -62,7 +62,7 @@ def test_hadolint_passes():
 
 def test_dockerfile_promises():
     base = one("FROM")
-    assert base.startswith("python:3.11.") and "slim" in base and "latest" not in base
+    assert base.startswith("docker.io/library/python:3.11.") and "slim" in base and "latest" not in base
     assert base.split(":")[1].count(".") == 2, "pin the patch version"
     assert one("USER") == "10001:10001"
     assert one("EXPOSE") == "8080"

@@ -50,10 +50,10 @@ def test_dockerfile_pins_runs_unprivileged_and_has_no_shell_glue():
     kinds = [kind for kind, _ in steps]
     base = dict(steps)["FROM"]
     # A specific patch release of a slim image, not a floating tag.
-    assert re.fullmatch(r"python:3\.\d+\.\d+-slim-[a-z]+", base), base
+    assert re.fullmatch(r"docker\.io/library/python:3\.\d+\.\d+-slim-[a-z]+", base), base
     assert dict(steps)["USER"].split(":")[0] == "10001"
     # The read-only root's writable /tmp volume is writable for a non-root user only if declared.
-    assert json.loads(dict(steps)["VOLUME"]) == ["/tmp"]
+    assert json.loads(dict(steps)["VOLUME"]) == ["/tmp", "/var/lib/clockbound"]
     assert kinds.index("USER") < kinds.index("CMD")
     assert json.loads(dict(steps)["CMD"]) == ["python", "-m", "clock_worker"]
     healthcheck = dict(steps)["HEALTHCHECK"]
