@@ -36,6 +36,7 @@ SERVICE = "orders"
 ECS_CLUSTER, ECS_SERVICE = "orders-cluster", "orders-service"
 ALARM_EMAIL = "ops@example.com"
 SERVICE_DIMENSIONS = [{"Name": "Service", "Value": SERVICE}]
+BOUND_METRIC = {"Namespace": "FargateClock", "MetricName": "EffectiveClockErrorBound", "Dimensions": SERVICE_DIMENSIONS}
 ACTION_KEYS = ("AlarmActions", "OKActions", "InsufficientDataActions")
 
 
@@ -86,7 +87,7 @@ def assert_notifies_nobody(properties: dict) -> None:
 def test_bound_alarm_fires_on_the_max_effective_bound_over_threshold_2_of_2_periods_of_30_s(known_service):
     bound = alarm(known_service, "bound_over_threshold")
     assert metric_stat(bound) == {
-        "Metric": {"Namespace": "FargateClock", "MetricName": "EffectiveClockErrorBound", "Dimensions": SERVICE_DIMENSIONS},
+        "Metric": BOUND_METRIC,
         "Stat": "Maximum",
         # At the default 10 s interval: twice the interval, a high-resolution period.
         "Period": 30,
@@ -160,7 +161,10 @@ def test_running_tasks_condition_needs_ecs_reports_2_of_2_minutes_and_notifies_n
         "Metric": {
             "Namespace": "AWS/ECS",
             "MetricName": "CPUUtilization",
-            "Dimensions": [{"Name": "ClusterName", "Value": ECS_CLUSTER}, {"Name": "ServiceName", "Value": ECS_SERVICE}],
+            "Dimensions": [
+                {"Name": "ClusterName", "Value": ECS_CLUSTER},
+                {"Name": "ServiceName", "Value": ECS_SERVICE},
+            ],
         },
         "Stat": "SampleCount",
         "Period": 60,
@@ -192,12 +196,9 @@ def test_only_the_composite_notifies_the_topic_on_alarm_and_on_ok(known_service)
     assert unhealthy["AlarmActions"] == [topic_ref]
     assert unhealthy["OKActions"] == [topic_ref]
     assert not unhealthy.get("InsufficientDataActions")
+    members = (alarms.bound_over_threshold, alarms.not_synchronized, alarms.no_data, alarms.task_bound_over_threshold)
     assert alarm_rule_text(unhealthy["AlarmRule"]) == alarm_rule(
-        "OR",
-        *(
-            known_service.logical_id(member)
-            for member in (alarms.bound_over_threshold, alarms.not_synchronized, alarms.no_data, alarms.task_bound_over_threshold)
-        ),
+        "OR", *(known_service.logical_id(member) for member in members)
     )
     notifying = [
         logical_id

@@ -37,13 +37,15 @@ from infra.synth import (
 
 SERVICE = "orders"
 APP_PORT = 8080
+READER_MOUNT = {"ContainerPath": "/var/run/clockbound", "SourceVolume": "clockbound", "ReadOnly": True}
 
 
 def _task_with_app(stack):
     from aws_cdk import aws_ecs as ecs
 
     task_definition = ecs.FargateTaskDefinition(stack, "Task")
-    app = task_definition.add_container("App", container_name="app", image=ecs.ContainerImage.from_registry(CONSUMER_IMAGE))
+    image = ecs.ContainerImage.from_registry(CONSUMER_IMAGE)
+    app = task_definition.add_container("App", container_name="app", image=image)
     return task_definition, app
 
 
@@ -152,7 +154,7 @@ def test_worker_writes_only_to_tmp_and_the_segment_volume(emf_sidecar):
 
 def test_a_reader_gets_the_segment_read_only_at_clockbounds_path_and_waits_for_a_synchronized_worker(emf_sidecar):
     app = emf_sidecar.container("app")
-    assert app["MountPoints"] == [{"ContainerPath": "/var/run/clockbound", "SourceVolume": "clockbound", "ReadOnly": True}]
+    assert app["MountPoints"] == [READER_MOUNT]
     assert env_of(app) == {"CLOCK_CLOCKBOUND_SHM": "/var/run/clockbound/shm0"}
     assert env_of(app)[contract.ENV_CLOCKBOUND_SHM] == contract.CLOCKBOUND_SHM_PATH
     assert app["DependsOn"] == [{"ContainerName": "clock-worker", "Condition": "HEALTHY"}]

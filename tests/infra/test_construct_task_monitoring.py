@@ -33,6 +33,7 @@ from infra.synth import (
 )
 
 STACK_NAME = "TaskMonitoringStack"
+READER_MOUNT = {"ContainerPath": "/var/run/clockbound", "SourceVolume": "clockbound", "ReadOnly": True}
 
 
 def build_with_service(stack):
@@ -113,13 +114,14 @@ def test_the_worker_joins_the_task_and_is_told_the_default_service_name(with_ser
         {"ContainerPath": "/tmp", "SourceVolume": "clock-worker-tmp", "ReadOnly": False},
         {"ContainerPath": "/var/lib/clockbound", "SourceVolume": "clockbound", "ReadOnly": False},
     ]
-    names = [container["Name"] for container in with_service.properties_of(with_service.built.task_definition)["ContainerDefinitions"]]
+    containers = with_service.properties_of(with_service.built.task_definition)["ContainerDefinitions"]
+    names = [container["Name"] for container in containers]
     assert names == ["api", "clock-worker"]
 
 
 def test_every_other_container_reads_the_segment_and_by_default_does_not_wait(with_service):
     api = with_service.container("api")
-    assert api["MountPoints"] == [{"ContainerPath": "/var/run/clockbound", "SourceVolume": "clockbound", "ReadOnly": True}]
+    assert api["MountPoints"] == [READER_MOUNT]
     assert env_of(api) == {"CLOCK_CLOCKBOUND_SHM": "/var/run/clockbound/shm0"}
     assert "DependsOn" not in api
     readers = with_service.built.clock.clockbound_readers
@@ -128,7 +130,7 @@ def test_every_other_container_reads_the_segment_and_by_default_does_not_wait(wi
 
 def test_only_the_named_readers_get_the_segment_and_they_wait_for_the_clock(task_only):
     api = task_only.container("api")
-    assert api["MountPoints"] == [{"ContainerPath": "/var/run/clockbound", "SourceVolume": "clockbound", "ReadOnly": True}]
+    assert api["MountPoints"] == [READER_MOUNT]
     assert env_of(api) == {"CLOCK_CLOCKBOUND_SHM": "/var/run/clockbound/shm0"}
     assert api["DependsOn"] == [{"ContainerName": "clock-worker", "Condition": "HEALTHY"}]
     proxy = task_only.container("proxy")
@@ -237,7 +239,8 @@ def test_without_a_service_silence_alone_is_an_incident_and_the_email_is_subscri
         ),
     )
     (subscription,) = task_only.resources("AWS::SNS::Subscription").values()
-    assert (subscription["Properties"]["Protocol"], subscription["Properties"]["Endpoint"]) == ("email", "team@example.com")
+    properties = subscription["Properties"]
+    assert (properties["Protocol"], properties["Endpoint"]) == ("email", "team@example.com")
 
 
 # ---------------------------------------------------------------- snapshot
