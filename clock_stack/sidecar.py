@@ -206,8 +206,9 @@ class ClockWorkerSidecar(Construct):
 
     def other_containers(self) -> list[ecs.ContainerDefinition]:
         """The task definition's containers besides the worker, as added so far."""
+        # By path, not identity: jsii hands out a new Python proxy for each child it lists.
         return [
             child
             for child in self._task_definition.node.children
-            if isinstance(child, ecs.ContainerDefinition) and child is not self.container
+            if isinstance(child, ecs.ContainerDefinition) and child.node.path != self.container.node.path
         ]

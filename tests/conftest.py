@@ -1,6 +1,7 @@
-"""Fixtures every test area shares: the TMDS emulator and a moto CloudWatch server.
+"""Fixtures every test area shares: the TMDS emulator, a moto CloudWatch server, and the
+`snapshot` fixture every snapshot is taken with.
 
-Both listen on 127.0.0.1 on free ports; nothing here reaches beyond loopback.
+The servers listen on 127.0.0.1 on free ports; nothing here reaches beyond loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from emulator import Emulator
+from normalized_snapshot import NormalizedAmberExtension
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -21,6 +23,13 @@ FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+@pytest.fixture
+def snapshot(snapshot):
+    """syrupy's `snapshot`, with asset hashes normalized (normalized_snapshot.py) for every
+    test that takes one: a snapshot changes when the output does, not when an image file does."""
+    return snapshot.use_extension(NormalizedAmberExtension)
 
 
 def free_port() -> int:

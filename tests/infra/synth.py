@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +29,6 @@ VARIANT_CONTEXT = {
     "clock:serviceName": "variant-service",
     "clock:natGateways": 2,
 }
-HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 def cdk_context(**overrides: Any) -> dict[str, Any]:
@@ -55,6 +53,8 @@ class Synthesized:
     stack: Any  # aws_cdk.Stack
     template: Any  # aws_cdk.assertions.Template
     outdir: Path
+    # What `build(stack)` returned, for a stack made by synth_construct.
+    built: Any = None
 
     @property
     def template_json(self) -> dict[str, Any]:
@@ -77,6 +77,16 @@ class Synthesized:
 
     def template_files(self) -> list[Path]:
         return sorted(self.outdir.glob("*.template.json"))
+
+    def logical_id(self, construct: Any) -> str:
+        """The logical id of an L2 construct's CloudFormation resource (its default child)."""
+        return self.stack.get_logical_id(construct.node.default_child)
+
+    def resource_of(self, construct: Any) -> dict[str, Any]:
+        return self.template_json["Resources"][self.logical_id(construct)]
+
+    def properties_of(self, construct: Any) -> dict[str, Any]:
+        return self.resource_of(construct)["Properties"]
 
 
 def synth_demo(outdir: Path, **context: Any) -> Synthesized:
@@ -102,9 +112,62 @@ def synth_stack(outdir: Path, build: Callable[[Any], Any]) -> Synthesized:
     return Synthesized(app=app, stack=stack, template=Template.from_stack(stack), outdir=outdir)
 
 
-def normalize_hashes(value: Any) -> Any:
-    """Asset hashes change with every source edit; the snapshot should not."""
-    return json.loads(HASH_PATTERN.sub("<asset-hash>", json.dumps(value)))
+def synth_construct(outdir: Path, stack_name: str, build: Callable[[Any], Any]) -> Synthesized:
+    """A bare Stack in REGION under cdk.json's feature flags, with what `build(stack)` adds
+    (one construct and what it needs); what `build` returns is `Synthesized.built`."""
+    import aws_cdk as cdk
+
+    built: list[Any] = []
+
+    def make(app: Any) -> Any:
+        stack = cdk.Stack(app, stack_name, env=cdk.Environment(region=REGION))
+        built.append(build(stack))
+        return stack
+
+    synth = synth_stack(outdir, make)
+    synth.built = built[0]
+    return synth
+
+
+# ---------------------------------------------------------------- template reading
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """A container definition's environment as a dict."""
+    return {item["Name"]: item["Value"] for item in container.get("Environment", [])}
+
+
+def metric_stat(alarm: dict[str, Any]) -> dict[str, Any]:
+    """The one MetricStat a single-metric alarm watches."""
+    (query,) = alarm["Metrics"]
+    return query["MetricStat"]
+
+
+def alarm_rule_text(rule: Any) -> str:
+    """A composite alarm's rule with each alarm ARN written as its logical id:
+    `(ALARM("BoundAlarm1234") OR ALARM("SyncAlarm5678"))`."""
+    if isinstance(rule, str):
+        return rule
+    (_, parts) = rule["Fn::Join"]
+    return "".join(part if isinstance(part, str) else part["Fn::GetAtt"][0] for part in parts)
+
+
+def alarm_rule(operator: str, *logical_ids: str) -> str:
+    """What alarm_rule_text gives for ALARM(a) `operator` ALARM(b) ..."""
+    return "(" + f" {operator} ".join(f'ALARM("{logical_id}")' for logical_id in logical_ids) + ")"
+
+
+def policy_statements(synth: Synthesized, role: Any) -> list[dict[str, Any]]:
+    """Every statement of the IAM policies attached to `role` (an iam.Role of the stack)."""
+    role_ref = {"Ref": synth.logical_id(role)}
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if role_ref in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
 
 
 # ---------------------------------------------------------------- consumer apps

@@ -6,7 +6,10 @@
   waiting, and close() sends what is still waiting.
 
 The sender thread runs for real; where its timing matters the tests use a fake monotonic
-clock (the sink and its buffer read time only through it) or short real delays.
+clock (the sink and its buffer read time only through it) or short real delays. Where a
+test asserts that something was *not* sent yet, it first waits for the sink's positive
+signal that the sender has looked at every sample published so far and chose to wait
+(`CloudWatchSink.wait_until_idle`), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -123,9 +126,10 @@ def stamps(*seconds: float) -> list[datetime]:
     return [T0 + timedelta(seconds=s) for s in seconds]
 
 
-def settle() -> None:
-    """Give the sender thread time to act on what it was told (it must not send here)."""
-    time.sleep(0.15)
+def sender_idle(sink: CloudWatchSink) -> None:
+    """Wait until the sender has seen every sample published so far and, with nothing due,
+    waits: what it would have sent at once for them is sent by now."""
+    assert sink.wait_until_idle(timeout_s=5.0), "the sender never got round to the samples published"
 
 
 def test_at_1_hz_steady_samples_go_five_to_a_call():
@@ -136,7 +140,7 @@ def test_at_1_hz_steady_samples_go_five_to_a_call():
     for second in range(1, 5):
         clock.now += 1.0
         sink.publish(sample(second))
-    settle()
+    sender_idle(sink)
     assert client.batches() == [stamps(0)]  # 1..4 wait
     clock.now += 1.0
     sink.publish(sample(5))  # the next would come after sample 1 must have gone: send now
@@ -153,7 +157,7 @@ def _first_sent_then_two_waiting(*, max_delay_s: float) -> tuple[FakeClient, Fak
     for second in (1, 2):
         clock.now += 1.0
         sink.publish(sample(second))
-    settle()
+    sender_idle(sink)
     assert client.batches() == [stamps(0)]
     return client, clock, sink
 
@@ -165,7 +169,7 @@ def test_a_sample_that_changes_what_an_alarm_sees_goes_at_once_with_everything_w
     assert client.wait_for_calls(2) == [stamps(0), stamps(1, 2, 3)]
     clock.now += 1.0
     sink.publish(sample(4, bound=9.5))  # still over: waits
-    settle()
+    sender_idle(sink)
     assert len(client.batches()) == 2
     clock.now += 1.0
     sink.publish(sample(5, failed=True))  # ok -> failed
@@ -215,3 +219,36 @@ def test_close_sends_what_is_waiting():
     sink.close(deadline_monotonic=time.monotonic() + 2)
     assert client.batches() == [stamps(0), stamps(1, 2)]
     assert len(sink.buffer) == 0
+
+
+class BlockingClient(FakeClient):
+    """A client whose put_metric_data hangs until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put_metric_data(self, **kwargs: Any) -> None:
+        self.entered.set()
+        assert self.release.wait(10), "never released"
+        super().put_metric_data(**kwargs)
+
+
+def test_the_sender_is_idle_only_once_it_has_acted_on_every_published_sample():
+    """What sender_idle relies on: while an urgent sample is still being sent the sink is
+    not idle; once it is, the send has happened; a sample that may wait leaves it idle."""
+    client, clock = BlockingClient(), FakeMonotonic()
+    sink = make_sink(client, interval_s=1.0, max_delay_s=5.0, monotonic=clock)
+    sink.publish(sample(0))  # the first after start: sent at once
+    assert client.entered.wait(5)
+    assert sink.wait_until_idle(timeout_s=0.2) is False  # sending, not idle
+    client.release.set()
+    assert sink.wait_until_idle(timeout_s=5)
+    assert client.batches() == [stamps(0)]
+    clock.now += 1.0
+    sink.publish(sample(1))  # steady: may wait
+    assert sink.wait_until_idle(timeout_s=5)
+    assert client.batches() == [stamps(0)]
+    sink.close(deadline_monotonic=time.monotonic() + 2)
+    assert client.batches() == [stamps(0), stamps(1)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -361,17 +360,34 @@ def test_cron_follows_a_wall_clock_step_back():
 
     job = parse_crontab("*/10 * * * * * echo tick\n", source="CLOCK_CRONTAB")[0]
     wall = [datetime(2026, 11, 28, 6, 0, 5, tzinfo=timezone.utc)]
+    reads = [0]  # how often the runner has read the wall clock
+    read = threading.Condition()
+
+    def now() -> datetime:
+        with read:
+            reads[0] += 1
+            read.notify_all()
+            return wall[0]
+
+    def step_to(moment: datetime | None = None) -> None:
+        """Set the wall clock, then wait until the loop has gone once round on it: it reads
+        the clock twice a round, so three reads from now include a whole round."""
+        with read:
+            if moment is not None:
+                wall[0] = moment
+            start = reads[0]
+            assert read.wait_for(lambda: reads[0] >= start + 3, timeout=5), "the cron loop stopped reading the clock"
+
     launched: list[datetime] = []
-    runner = CronRunner((job,), timeout_s=1.0, now=lambda: wall[0], max_sleep_s=0.02)
+    runner = CronRunner((job,), timeout_s=1.0, now=now, max_sleep_s=0.02)
     runner._launch = lambda _job: launched.append(wall[0])  # observe scheduling, run nothing
     loop = threading.Thread(target=runner._loop, daemon=True)
     loop.start()
     try:
-        time.sleep(0.2)  # due at 06:00:10
-        wall[0] = datetime(2026, 11, 28, 5, 0, 5, tzinfo=timezone.utc)  # the clock steps back an hour
-        time.sleep(0.2)
-        wall[0] = datetime(2026, 11, 28, 5, 0, 10, 500_000, tzinfo=timezone.utc)
-        time.sleep(0.2)
+        step_to()  # due at 06:00:10
+        step_to(datetime(2026, 11, 28, 5, 0, 5, tzinfo=timezone.utc))  # the clock steps back an hour
+        assert launched == []
+        step_to(datetime(2026, 11, 28, 5, 0, 10, 500_000, tzinfo=timezone.utc))
     finally:
         runner._stop.set()
         loop.join(timeout=2)

@@ -150,6 +150,14 @@ class CloudWatchSink:
         self._stopping = threading.Event()
         self._send_lock = threading.Lock()  # the sender thread and the final flush never send at once
         self._failing = False
+        # How far the sender has looked: `_published` counts publish() calls, and
+        # `_considered` how many of them the sender had seen when it last decided that
+        # nothing is due and went to wait (`_idle` while it waits). Nothing reads them
+        # but wait_until_idle().
+        self._progress = threading.Condition()
+        self._published = 0
+        self._considered = 0
+        self._idle = False
         self.sent_samples = 0
         self.rejected_samples = 0
         self._thread = threading.Thread(target=self._run, name="cloudwatch-sender", daemon=True)
@@ -161,7 +169,17 @@ class CloudWatchSink:
         self.buffer.add(metrics)
         if urgent or self._batch_is_complete():
             self._send_now.set()
+        with self._progress:
+            self._published += 1
         self._wake.set()  # also when it may wait: the sender times the oldest sample's wait
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Wait until the sender has seen every sample published so far and, with nothing
+        due, waits: whatever it would send at once for them is sent by then. False if
+        that did not happen within `timeout_s`. A positive signal for tests, which can
+        then assert what was not sent without guessing how long the thread needs."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self._idle and self._considered == self._published, timeout_s)
 
     def _batch_is_complete(self) -> bool:
         """No further sample could join the waiting ones in time: the next one is due
@@ -176,6 +194,10 @@ class CloudWatchSink:
         the oldest sample has waited `max_delay_s` (also when no new sample comes)."""
         while not self._stopping.is_set():
             self._wake.clear()
+            # A publish() counted after this read sets _wake again, so the wait below
+            # returns at once and the next round sees it.
+            with self._progress:
+                seen = self._published
             if self._send_now.is_set():
                 return
             oldest = self.buffer.oldest_added_at()
@@ -184,7 +206,14 @@ class CloudWatchSink:
                 wait_s = oldest + self._max_delay_s - self._monotonic()
                 if wait_s <= 0:
                     return
+            self._set_idle(True, seen)
             self._wake.wait(wait_s)
+            self._set_idle(False, seen)
+
+    def _set_idle(self, idle: bool, seen: int) -> None:
+        with self._progress:
+            self._idle, self._considered = idle, seen
+            self._progress.notify_all()
 
     def _run(self) -> None:
         backoff_s = 0.0
