@@ -17,12 +17,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 
-from clockcore import contract
 from clock_stack.images import TaskArchitecture
 from clock_stack.log_encryption import create_log_encryption_key
 from clock_stack.network import AccessLogBucket, ClockNetwork
 from clock_stack.service import ClockAccurateFargateService
 from clock_stack.settings import ClockProps, ClockPropsError
+from clockcore import contract
 
 CONTEXT_PREFIX = "clock:"
 FALLBACK_REGION = "us-east-1"
@@ -62,7 +62,7 @@ class DemoConfig:
         return {CONTEXT_PREFIX + field.name: field.default for field in fields(cls)}
 
     @classmethod
-    def from_context(cls, node: Node) -> "DemoConfig":
+    def from_context(cls, node: Node) -> DemoConfig:
         """Read `clock:*` context; values from `-c key=value` arrive as strings."""
         values: dict[str, Any] = {}
         for field in fields(cls):
@@ -167,7 +167,9 @@ class ClockDemoStack(Stack):
         # Access logs are evidence: the bucket outlives the stack (delete it by hand).
         self.access_logs = AccessLogBucket(self, "AccessLogs")
         certificate = (
-            acm.Certificate.from_certificate_arn(self, "Certificate", config.certificateArn) if config.certificateArn else None
+            acm.Certificate.from_certificate_arn(self, "Certificate", config.certificateArn)
+            if config.certificateArn
+            else None
         )
         self.service = ClockAccurateFargateService(
             self,
@@ -211,4 +213,9 @@ class ClockDemoStack(Stack):
                 f"#dashboards:name={self.service.dashboard.dashboard_name}"
             ),
         )
-        CfnOutput(self, "AlarmTopicArn", description="SNS topic the clock alarms notify", value=self.service.alarm_topic.topic_arn)
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            description="SNS topic the clock alarms notify",
+            value=self.service.alarm_topic.topic_arn,
+        )

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from clockcore import contract
 from clock_stack.settings import ClockSettings
+from clockcore import contract
 
 # CloudWatch accepts high-resolution alarm periods of 10, 20 and 30 s (CDK's Metric
 # rejects 20) on data stored at 1-second resolution, otherwise multiples of 60 s.
@@ -101,13 +101,19 @@ class ClockMetrics:
 
     # The metrics the alarms watch; the dashboard draws the same objects.
     def effective_bound_max(self) -> cloudwatch.Metric:
-        return self.service_metric(contract.EFFECTIVE_BOUND, statistic="Maximum", label="effective bound, max of tasks (ms)")
+        return self.service_metric(
+            contract.EFFECTIVE_BOUND, statistic="Maximum", label="effective bound, max of tasks (ms)"
+        )
 
     def reported_bound_max(self) -> cloudwatch.Metric:
-        return self.service_metric(contract.CLOCK_ERROR_BOUND, statistic="Maximum", label="reported bound, max of tasks (ms)")
+        return self.service_metric(
+            contract.CLOCK_ERROR_BOUND, statistic="Maximum", label="reported bound, max of tasks (ms)"
+        )
 
     def synchronized_min(self) -> cloudwatch.Metric:
-        return self.service_metric(contract.CLOCK_SYNCHRONIZED, statistic="Minimum", label="synchronized (1) / not (0), min of tasks")
+        return self.service_metric(
+            contract.CLOCK_SYNCHRONIZED, statistic="Minimum", label="synchronized (1) / not (0), min of tasks"
+        )
 
     def samples(self) -> cloudwatch.Metric:
         """How many readings arrived: the heartbeat of the worker(s)."""

@@ -19,9 +19,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from clockcore import contract
 from clock_stack.metrics import ClockMetrics, alarm_period, minute_period
 from clock_stack.settings import ClockPropsError
+from clockcore import contract
 
 # Enough to catch a typo, not an RFC 5322 parser: SNS confirms the address anyway.
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -148,7 +148,9 @@ class ClockMonitoring(Construct):
                 resources=[topic.topic_arn],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                    },
                 },
             )
         )
@@ -176,7 +178,9 @@ class ClockMonitoring(Construct):
         not_synchronized = cloudwatch.Alarm(
             self,
             "NotSynchronized",
-            alarm_description=f"Some task in {settings.service_name} reports ClockSynchronizationStatus NOT_SYNCHRONIZED",
+            alarm_description=(
+                f"Some task in {settings.service_name} reports ClockSynchronizationStatus NOT_SYNCHRONIZED"
+            ),
             metric=metrics.synchronized_min(),
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -249,7 +253,10 @@ class ClockMonitoring(Construct):
                 datapoints_to_alarm=BOUND_EVALUATION_PERIODS,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-        rules = [cloudwatch.AlarmRule.from_alarm(alarm, cloudwatch.AlarmState.ALARM) for alarm in (bound, not_synchronized, no_data)]
+        rules = [
+            cloudwatch.AlarmRule.from_alarm(alarm, cloudwatch.AlarmState.ALARM)
+            for alarm in (bound, not_synchronized, no_data)
+        ]
         if task_bound is not None:
             rules.append(cloudwatch.AlarmRule.from_alarm(task_bound, cloudwatch.AlarmState.ALARM))
         unhealthy = cloudwatch.CompositeAlarm(
@@ -270,7 +277,9 @@ class ClockMonitoring(Construct):
 
     def _widgets(self, threshold_ms: float) -> None:
         metrics = self.metrics
-        threshold_line = cloudwatch.HorizontalAnnotation(value=threshold_ms, label=f"threshold {threshold_ms:g} ms", color="#d62728")
+        threshold_line = cloudwatch.HorizontalAnnotation(
+            value=threshold_ms, label=f"threshold {threshold_ms:g} ms", color="#d62728"
+        )
         width = 12
         per_task_spec = metrics.per_task_bound_spec
         bound_widgets: list[cloudwatch.IWidget] = []

@@ -330,9 +330,7 @@ class ClockAccurateFargateService(Construct):
         self.target_group.set_attribute("deregistration_delay.timeout_seconds", "30")
 
         self.scaling = self.service.auto_scale_task_count(min_capacity=min_task_count, max_capacity=max_task_count)
-        self.scaling.scale_on_cpu_utilization(
-            "CpuScaling", target_utilization_percent=target_cpu_utilization_percent
-        )
+        self.scaling.scale_on_cpu_utilization("CpuScaling", target_utilization_percent=target_cpu_utilization_percent)
 
         self.clock = ClockTaskMonitoring(
             self,
@@ -453,18 +451,25 @@ class ClockAccurateFargateService(Construct):
         )
         require(
             is_int(memory_limit_mib) and memory_limit_mib in FARGATE_MEMORY_BY_CPU[cpu],
-            f"memory_limit_mib {memory_limit_mib!r} does not fit cpu {cpu}: Fargate allows "
-            f"{_memory_choices(cpu)} MiB",
+            f"memory_limit_mib {memory_limit_mib!r} does not fit cpu {cpu}: Fargate allows {_memory_choices(cpu)} MiB",
         )
-        for name, value in (("desired_count", desired_count), ("min_task_count", min_task_count), ("max_task_count", max_task_count)):
+        for name, value in (
+            ("desired_count", desired_count),
+            ("min_task_count", min_task_count),
+            ("max_task_count", max_task_count),
+        ):
             require(
                 is_int(value) and not Token.is_unresolved(value) and 0 <= value <= MAX_TASKS,
                 f"{name} must be a whole number from 0 to {MAX_TASKS}, got {value!r}",
             )
-        require(desired_count >= 1, f"desired_count must be at least 1 (a service with no task has no clock), got {desired_count}")
+        require(
+            desired_count >= 1,
+            f"desired_count must be at least 1 (a service with no task has no clock), got {desired_count}",
+        )
         require(
             min_task_count <= desired_count <= max_task_count,
-            f"need min_task_count <= desired_count <= max_task_count, got {min_task_count} <= {desired_count} <= {max_task_count}",
+            "need min_task_count <= desired_count <= max_task_count, "
+            f"got {min_task_count} <= {desired_count} <= {max_task_count}",
         )
         require(
             is_int(target_cpu_utilization_percent) and 10 <= target_cpu_utilization_percent <= 95,

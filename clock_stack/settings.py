@@ -73,7 +73,7 @@ class ClockProps:
     # How long (s) the app reuses a metadata reading.
     cache_ttl_seconds: float = contract.DEFAULT_CACHE_TTL_SECONDS
 
-    def resolve(self, *, default_service_name: str) -> "ClockSettings":
+    def resolve(self, *, default_service_name: str) -> ClockSettings:
         """Validated settings, with `default_service_name` when `service_name` is None."""
         return ClockSettings.create(
             service_name=default_service_name if self.service_name is None else self.service_name,
@@ -127,7 +127,7 @@ class ClockSettings:
         max_drift_ppm: float = contract.DEFAULT_MAX_DRIFT_PPM,
         max_reference_age_seconds: float = contract.DEFAULT_MAX_REFERENCE_AGE_SECONDS,
         cache_ttl_seconds: float = contract.DEFAULT_CACHE_TTL_SECONDS,
-    ) -> "ClockSettings":
+    ) -> ClockSettings:
         """Validate the props; raise `ClockPropsError` with a message a user can act on."""
         service_name = validate_prop(settings_spec.SERVICE_NAME, service_name)
         profile = contract.PROFILES[validate_prop(settings_spec.PROFILE, metrics_profile)]

@@ -12,10 +12,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from clockcore import contract
 from clock_stack.images import WORKER_HEALTH_CHECK_COMMAND, TaskArchitecture, worker_image
 from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.settings import ClockPropsError, ClockSettings
+from clockcore import contract
 
 WORKER_CONTAINER_NAME = "clock-worker"
 # The images run as uid 10001 with a read-only root; /tmp is their only writable path
@@ -67,7 +67,9 @@ def exec_linux_parameters(scope: Construct, id: str) -> ecs.LinuxParameters:
     return ecs.LinuxParameters(scope, id, init_process_enabled=True)
 
 
-def add_scratch_volume(task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition, volume_name: str) -> None:
+def add_scratch_volume(
+    task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition, volume_name: str
+) -> None:
     """Mount a task-local writable volume at /tmp so the root filesystem can be read-only."""
     # A volume without a host path is task storage that lives as long as the task.
     task_definition.add_volume(name=volume_name)
@@ -201,7 +203,9 @@ class ClockWorkerSidecar(Construct):
                 container.add_environment(contract.ENV_CLOCKBOUND_SHM, self.segment_path)
             if wait_for_clock_sync:
                 container.add_container_dependencies(
-                    ecs.ContainerDependency(container=self.container, condition=ecs.ContainerDependencyCondition.HEALTHY)
+                    ecs.ContainerDependency(
+                        container=self.container, condition=ecs.ContainerDependencyCondition.HEALTHY
+                    )
                 )
 
     def other_containers(self) -> list[ecs.ContainerDefinition]:

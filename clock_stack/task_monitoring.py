@@ -11,13 +11,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from clockcore import contract
 from clock_stack.images import TaskArchitecture
 from clock_stack.log_encryption import create_log_encryption_key, validate_log_encryption_key
 from clock_stack.metrics import ClockMetrics
 from clock_stack.monitoring import ClockMonitoring, validate_alarm_email
 from clock_stack.settings import ClockProps, ClockPropsError, clock_props
 from clock_stack.sidecar import ClockWorkerSidecar
+from clockcore import contract
 
 
 def default_clock_service_name(scope: Construct) -> str:
@@ -81,9 +81,7 @@ class ClockTaskMonitoring(Construct):
             raise ClockPropsError(f"wait_for_clock_sync must be True or False, got {wait_for_clock_sync!r}")
         for reader in clockbound_readers or ():
             if not isinstance(reader, ecs.ContainerDefinition) or reader.task_definition is not task_definition:
-                raise ClockPropsError(
-                    f"clockbound_readers must be containers of task_definition, got {reader!r}"
-                )
+                raise ClockPropsError(f"clockbound_readers must be containers of task_definition, got {reader!r}")
         self.settings = settings
         self.log_encryption_key = log_encryption_key or create_log_encryption_key(
             self, "LogsKey", removal_policy=removal_policy

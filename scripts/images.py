@@ -22,7 +22,6 @@ failure is one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import fcntl
 import hashlib
@@ -57,9 +56,20 @@ STANDIN_LABEL = "org.fargate-clock.standin-recipe"
 STANDIN_RECIPE_VERSION = "1"
 STANDIN_PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "passwd", "ca-certificates")
 # Trimmed from the stand-in, as the slim images trim them: package caches and lists, docs.
-STANDIN_TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
+STANDIN_TRIM = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)
 # The image configuration the python images carry that the stand-in needs.
-STANDIN_CHANGES = ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8", 'CMD ["python3"]')
+STANDIN_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    'CMD ["python3"]',
+)
 # pip settings copied from the host into the stand-in's /etc/pip.conf (URLs: http(s) only).
 PIP_KEYS = ("index-url", "extra-index-url", "trusted-host", "timeout", "retries")
 CONTAINERS_CONF = """\
@@ -128,7 +138,9 @@ def staged_images(cdk_out: Path, stack: str | None = None) -> list[StagedImage]:
         context = (cdk_out / source["directory"]).resolve()
         dockerfile = source.get("dockerFile") or "Dockerfile"
         if not (context / dockerfile).is_file():
-            raise ImagesError(f"{manifest.name} names {source['directory']}/{dockerfile}, which is missing: run make synth first")
+            raise ImagesError(
+                f"{manifest.name} names {source['directory']}/{dockerfile}, which is missing: run make synth first"
+            )
         name = Path(dockerfile).parent.name or Path(source["directory"]).name
         images.append(StagedImage(asset_hash, name, context, dockerfile, source.get("platform") or "linux/amd64"))
     if not images:
@@ -169,8 +181,14 @@ def image_tag(staged: StagedImage, platform: str) -> str:
 
 
 # ---------------------------------------------------------------- builders
-def run(command: Sequence[str], *, env: dict[str, str] | None = None, timeout: float, input: str | bytes | None = None,
-        text: bool = True) -> subprocess.CompletedProcess:
+def run(
+    command: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float,
+    input: str | bytes | None = None,
+    text: bool = True,
+) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(list(command), env=env, capture_output=True, text=text, timeout=timeout, input=input)
     except subprocess.TimeoutExpired:
@@ -195,12 +213,15 @@ class Builder:
     def command(self, *args: str) -> list[str]:
         return [self.binary, *args]
 
-    def run(self, *args: str, timeout: float = 120, check: bool = True, input: str | bytes | None = None,
-            text: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True, input: str | bytes | None = None, text: bool = True
+    ) -> subprocess.CompletedProcess:
         result = run(self.command(*args), env=self.env, timeout=timeout, input=input, text=text)
         if check and result.returncode != 0:
             stderr = result.stderr if text else result.stderr.decode(errors="replace")
-            raise ImagesError(f"`{self.name} {' '.join(args[:2])}` failed: {first_line(stderr, f'exit {result.returncode}')}")
+            raise ImagesError(
+                f"`{self.name} {' '.join(args[:2])}` failed: {first_line(stderr, f'exit {result.returncode}')}"
+            )
         return result
 
     def image_exists(self, reference: str) -> bool:
@@ -231,8 +252,13 @@ def docker_engine(env: dict[str, str]) -> Builder | None:
     if docker is None or Path(docker).name == "podman":
         return None
     try:
-        result = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], env=env, capture_output=True,
-                                text=True, timeout=DOCKER_TIMEOUT_S)
+        result = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DOCKER_TIMEOUT_S,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0 or not result.stdout.strip():
@@ -251,8 +277,10 @@ def podman_config(work_dir: Path = WORK_DIR) -> Path:
 
 def podman_missing_message(*, is_root: bool) -> str:
     prefix = "" if is_root else "sudo "
-    return (f"podman is not installed: {prefix}{INSTALL_HINT} (or `{prefix}make system-packages`); "
-            "it builds and runs the images where no Docker engine answers")
+    return (
+        f"podman is not installed: {prefix}{INSTALL_HINT} (or `{prefix}make system-packages`); "
+        "it builds and runs the images where no Docker engine answers"
+    )
 
 
 def podman(env: dict[str, str] | None = None, work_dir: Path = WORK_DIR) -> Builder:
@@ -261,7 +289,9 @@ def podman(env: dict[str, str] | None = None, work_dir: Path = WORK_DIR) -> Buil
     if binary is None:
         raise ImagesError(podman_missing_message(is_root=os.geteuid() == 0))
     if shutil.which("runc") is None:
-        raise ImagesError(f"runc is not installed (podman here needs it: crun refuses this VM's cgroups): {INSTALL_HINT}")
+        raise ImagesError(
+            f"runc is not installed (podman here needs it: crun refuses this VM's cgroups): {INSTALL_HINT}"
+        )
     env = dict(env if env is not None else os.environ)
     env["CONTAINERS_CONF"] = str(podman_config(work_dir))
     builder = Builder("podman", binary, env)
@@ -325,8 +355,11 @@ def debian_mirror(suite: str, entries: list[tuple[str, list[str], list[str]]] | 
     if os.environ.get("DEBIAN_MIRROR"):
         return os.environ["DEBIAN_MIRROR"]
     entries = apt_source_entries() if entries is None else entries
-    usable = [(uri, suites) for uri, suites, components in entries
-              if uri.startswith(("http://", "https://")) and "main" in components]
+    usable = [
+        (uri, suites)
+        for uri, suites, components in entries
+        if uri.startswith(("http://", "https://")) and "main" in components
+    ]
     for uri, suites in usable:
         if suite in suites:
             return uri
@@ -338,8 +371,13 @@ def debian_mirror(suite: str, entries: list[tuple[str, list[str], list[str]]] | 
 
 def host_ca_bundle() -> Path:
     """The CA bundle the host's pip trusts (TLS to PyPI may be inspected by a proxy here)."""
-    candidates = [os.environ.get("PIP_CERT"), _pip_config().get("cert"), os.environ.get("SSL_CERT_FILE"),
-                  os.environ.get("REQUESTS_CA_BUNDLE"), "/etc/ssl/certs/ca-certificates.crt"]
+    candidates = [
+        os.environ.get("PIP_CERT"),
+        _pip_config().get("cert"),
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
@@ -355,7 +393,9 @@ def _pip_config() -> dict[str, str]:
     if _PIP_CONFIG is None:
         settings: dict[str, str] = {}
         try:
-            listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
+            listed = subprocess.run(
+                [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+            )
             for line in listed.stdout.splitlines():
                 key, _, value = line.partition("=")
                 section, _, name = key.partition(".")
@@ -381,8 +421,11 @@ def standin_pip_conf(ca_path: str) -> str:
         if not value:
             continue
         if key.endswith("-url"):
-            urls = [url for url in value.split() if url.startswith(("http://", "https://"))
-                    and not re.match(r"https?://(localhost|127\.|\[::1\])", url)]
+            urls = [
+                url
+                for url in value.split()
+                if url.startswith(("http://", "https://")) and not re.match(r"https?://(localhost|127\.|\[::1\])", url)
+            ]
             if not urls:
                 continue
             value = " ".join(urls)
@@ -401,9 +444,17 @@ class StandinRecipe:
 
     @property
     def digest(self) -> str:
-        parts = [STANDIN_RECIPE_VERSION, self.reference, self.suite, self.platform, ",".join(STANDIN_PACKAGES),
-                 ",".join(STANDIN_TRIM), *STANDIN_CHANGES,
-                 hashlib.sha256(self.ca_bundle.read_bytes()).hexdigest(), self.pip_conf]
+        parts = [
+            STANDIN_RECIPE_VERSION,
+            self.reference,
+            self.suite,
+            self.platform,
+            ",".join(STANDIN_PACKAGES),
+            ",".join(STANDIN_TRIM),
+            *STANDIN_CHANGES,
+            hashlib.sha256(self.ca_bundle.read_bytes()).hexdigest(),
+            self.pip_conf,
+        ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     @property
@@ -415,12 +466,21 @@ class StandinRecipe:
 def standin_recipe(reference: str, platform: str) -> StandinRecipe:
     match = re.fullmatch(r"(?:.*/)?python:(\d+\.\d+)(?:\.\d+)?-slim-([a-z]+)", reference)
     if not match:
-        raise ImagesError(f"no stand-in recipe for base image {reference!r} (only python:<version>-slim-<debian suite>)")
+        raise ImagesError(
+            f"no stand-in recipe for base image {reference!r} (only python:<version>-slim-<debian suite>)"
+        )
     suite = match.group(2)
     if platform not in DEBIAN_ARCH:
         raise ImagesError(f"no stand-in for platform {platform}")
     ca_bundle = host_ca_bundle()
-    return StandinRecipe(reference, suite, platform, debian_mirror(suite), ca_bundle, standin_pip_conf("/etc/ssl/certs/ca-certificates.crt"))
+    return StandinRecipe(
+        reference,
+        suite,
+        platform,
+        debian_mirror(suite),
+        ca_bundle,
+        standin_pip_conf("/etc/ssl/certs/ca-certificates.crt"),
+    )
 
 
 @contextlib.contextmanager
@@ -444,32 +504,53 @@ def foreign_arch_ready(platform: str) -> str | None:
     handler = {"linux/arm64": "qemu-aarch64", "linux/amd64": "qemu-x86_64"}[platform]
     if Path(f"/proc/sys/fs/binfmt_misc/{handler}").exists():
         return None
-    return (f"this {machine} machine cannot run {platform} binaries: install qemu-user-static "
-            f"(apt-get install -y qemu-user-static) so {handler} is registered in binfmt_misc")
+    return (
+        f"this {machine} machine cannot run {platform} binaries: install qemu-user-static "
+        f"(apt-get install -y qemu-user-static) so {handler} is registered in binfmt_misc"
+    )
 
 
-def make_standin(builder: Builder, recipe: StandinRecipe, log: Callable[[str], None], work_dir: Path = WORK_DIR) -> float:
+def make_standin(
+    builder: Builder, recipe: StandinRecipe, log: Callable[[str], None], work_dir: Path = WORK_DIR
+) -> float:
     """debootstrap a minimal Debian with Python, trim it, trust the host's CA bundle, import it."""
-    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None)
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
     if debootstrap is None:
         raise ImagesError(f"debootstrap is not installed (it makes the stand-in base image): {INSTALL_HINT}")
     if os.geteuid() != 0:
-        raise ImagesError("making the stand-in base image needs root (debootstrap): run as root, or load the real base image into podman")
+        raise ImagesError(
+            "making the stand-in base image needs root (debootstrap): run as root, "
+            "or load the real base image into podman"
+        )
     problem = foreign_arch_ready(recipe.platform)
     if problem:
         raise ImagesError(problem)
     started = time.monotonic()
-    log(f"making the stand-in for {recipe.reference} ({DEBIAN_ARCH[recipe.platform]}) with debootstrap from {recipe.mirror} "
-        "(about a minute, once)")
+    log(
+        f"making the stand-in for {recipe.reference} ({DEBIAN_ARCH[recipe.platform]}) "
+        f"with debootstrap from {recipe.mirror} "
+        "(about a minute, once)"
+    )
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in work_dir.glob("standin-*"):  # left by an interrupted run (the caller holds the lock)
         remove_tree(stale)
     scratch = Path(tempfile.mkdtemp(prefix="standin-", dir=work_dir))
     rootfs = scratch / "rootfs"
     try:
-        result = run([debootstrap, "--variant=minbase", f"--arch={DEBIAN_ARCH[recipe.platform]}",
-                      f"--include={','.join(STANDIN_PACKAGES)}", recipe.suite, str(rootfs), recipe.mirror],
-                     timeout=DEBOOTSTRAP_TIMEOUT_S)
+        result = run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                f"--arch={DEBIAN_ARCH[recipe.platform]}",
+                f"--include={','.join(STANDIN_PACKAGES)}",
+                recipe.suite,
+                str(rootfs),
+                recipe.mirror,
+            ],
+            timeout=DEBOOTSTRAP_TIMEOUT_S,
+        )
         if result.returncode != 0:
             logfile = rootfs / "debootstrap" / "debootstrap.log"
             detail = logfile.read_text(errors="replace") if logfile.exists() else result.stderr + result.stdout
@@ -494,14 +575,20 @@ def make_standin(builder: Builder, recipe: StandinRecipe, log: Callable[[str], N
         tar = run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(archive), "."], timeout=600)
         if tar.returncode != 0:
             raise ImagesError(f"cannot pack the stand-in: {first_line(tar.stderr, 'tar failed')}")
-        changes = [argument for change in (*STANDIN_CHANGES, f"LABEL {STANDIN_LABEL}={recipe.digest}")
-                   for argument in ("--change", change)]
+        changes = [
+            argument
+            for change in (*STANDIN_CHANGES, f"LABEL {STANDIN_LABEL}={recipe.digest}")
+            for argument in ("--change", change)
+        ]
         builder.run(
             "import",
-            "--arch", DEBIAN_ARCH[recipe.platform],
+            "--arch",
+            DEBIAN_ARCH[recipe.platform],
             *changes,
-            "--message", f"stand-in for {recipe.reference}: debootstrap {recipe.suite} minbase + {' '.join(STANDIN_PACKAGES)}",
-            str(archive), recipe.tag,
+            "--message",
+            f"stand-in for {recipe.reference}: debootstrap {recipe.suite} minbase + {' '.join(STANDIN_PACKAGES)}",
+            str(archive),
+            recipe.tag,
             timeout=600,
         )
     finally:
@@ -521,15 +608,18 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def podman_base(builder: Builder, reference: str, platform: str, log: Callable[[str], None],
-                retired: list[str] | None = None) -> tuple[str, str | None]:
+def podman_base(
+    builder: Builder, reference: str, platform: str, log: Callable[[str], None], retired: list[str] | None = None
+) -> tuple[str, str | None]:
     """(base image to measure against, --from value or None): the real base when podman has
     it or can pull it, else the cached stand-in (made when missing or out of date; the
     replaced one's id goes to `retired`)."""
     real = qualified(reference)
     if builder.image_exists(real):
         return real, None
-    pulled = run(builder.command("pull", "--quiet", "--platform", platform, real), env=builder.env, timeout=PULL_TIMEOUT_S)
+    pulled = run(
+        builder.command("pull", "--quiet", "--platform", platform, real), env=builder.env, timeout=PULL_TIMEOUT_S
+    )
     if pulled.returncode == 0:
         return real, None
     recipe = standin_recipe(reference, platform)
@@ -571,9 +661,14 @@ class BuiltImage:
         return f"{self.name:<7} {self.tag}  {self.size / MB:6.1f} MB, {above}; built in {self.seconds:.1f} s"
 
 
-def build_one(builder: Builder, staged: StagedImage, platform: str, log: Callable[[str], None],
-              bases: dict[tuple[str, str], tuple[str, str | None]] | None = None,
-              retired: list[str] | None = None) -> BuiltImage:
+def build_one(
+    builder: Builder,
+    staged: StagedImage,
+    platform: str,
+    log: Callable[[str], None],
+    bases: dict[tuple[str, str], tuple[str, str | None]] | None = None,
+    retired: list[str] | None = None,
+) -> BuiltImage:
     reference = base_image(staged.dockerfile_path)
     tag = image_tag(staged, platform)
     args = ["build", "--platform", platform, "--file", str(staged.dockerfile_path), "--tag", tag]
@@ -597,11 +692,21 @@ def build_one(builder: Builder, staged: StagedImage, platform: str, log: Callabl
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
         print(tail, file=sys.stderr)
-        raise ImagesError(f"{builder.name} build of {staged.name} ({staged.dockerfile}) failed: "
-                          f"{first_line(result.stderr, f'exit {result.returncode}')}")
+        raise ImagesError(
+            f"{builder.name} build of {staged.name} ({staged.dockerfile}) failed: "
+            f"{first_line(result.stderr, f'exit {result.returncode}')}"
+        )
     took = time.monotonic() - started
-    return BuiltImage(staged.name, tag, staged.asset_hash, platform, base, builder.image_size(tag),
-                      base_size(builder, base, platform), took)
+    return BuiltImage(
+        staged.name,
+        tag,
+        staged.asset_hash,
+        platform,
+        base,
+        builder.image_size(tag),
+        base_size(builder, base, platform),
+        took,
+    )
 
 
 def base_size(builder: Builder, base: str, platform: str) -> int | None:
@@ -612,8 +717,14 @@ def base_size(builder: Builder, base: str, platform: str) -> int | None:
     return builder.image_size(base) if builder.image_exists(base) else None
 
 
-def build_images(cdk_out: Path, *, arch: str | None = None, stack: str | None = None, builder: Builder | None = None,
-                 log: Callable[[str], None] = print) -> list[BuiltImage]:
+def build_images(
+    cdk_out: Path,
+    *,
+    arch: str | None = None,
+    stack: str | None = None,
+    builder: Builder | None = None,
+    log: Callable[[str], None] = print,
+) -> list[BuiltImage]:
     staged = staged_images(cdk_out, stack)
     builder = builder or find_builder()
     log(f"builder: {builder.name} {builder.version}")
@@ -646,15 +757,24 @@ def prune(builder: Builder, built: list[BuiltImage], retired: list[str], log: Ca
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.images", description=__doc__.splitlines()[0])
     parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out", help="the cloud assembly `cdk synth` wrote")
-    parser.add_argument("--stack", default=None, help="stack whose images to build (default: cdk.json's clock:stackName)")
-    parser.add_argument("--arch", default=os.environ.get("ARCH") or None, help="x86_64 or arm64 (default: the assets' platform)")
+    parser.add_argument(
+        "--stack", default=None, help="stack whose images to build (default: cdk.json's clock:stackName)"
+    )
+    parser.add_argument(
+        "--arch", default=os.environ.get("ARCH") or None, help="x86_64 or arm64 (default: the assets' platform)"
+    )
     parser.add_argument("--builder", choices=("auto", "docker", "podman"), default="auto")
     arguments = parser.parse_args(argv)
     try:
         staged_images(arguments.cdk_out, arguments.stack)  # fail on a missing synth before looking for builders
         builder = find_builder(arguments.builder)
-        for built in build_images(arguments.cdk_out, arch=arguments.arch, stack=arguments.stack, builder=builder,
-                                  log=lambda line: print(line, flush=True)):
+        for built in build_images(
+            arguments.cdk_out,
+            arch=arguments.arch,
+            stack=arguments.stack,
+            builder=builder,
+            log=lambda line: print(line, flush=True),
+        ):
             print(built.summary(), flush=True)
     except ImagesError as error:
         print(f"make images: {error}", file=sys.stderr)
@@ -662,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("make images: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as error:
         print(f"make images: {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
     return 0

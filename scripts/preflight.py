@@ -1,7 +1,8 @@
 """Preflight for `make deploy` and `make destroy`: fail in one line, before the CDK CLI
 fails in fifty.
 
-    python -m scripts.preflight deploy    # AWS credentials, an image builder (Docker, else podman), QEMU for ARM64 on x86, CDK bootstrap
+    python -m scripts.preflight deploy    # AWS credentials, an image builder (Docker, else podman),
+                                          # QEMU for ARM64 on x86, CDK bootstrap
     python -m scripts.preflight builder-env  # `export CDK_DOCKER=...` for the CDK CLI
     python -m scripts.preflight destroy   # AWS credentials (nothing is built)
 
@@ -111,7 +112,7 @@ def check_credentials() -> Identity:
     return Identity(account=account, region=region)
 
 
-def check_builder(env: dict[str, str] | None = None) -> "Builder":
+def check_builder(env: dict[str, str] | None = None) -> Builder:
     """What `cdk deploy` builds the images with: a Docker engine that answers, else podman
     (scripts/images.py: the same choice and containers.conf as `make images`)."""
     from scripts.images import ImagesError, find_builder
@@ -122,7 +123,7 @@ def check_builder(env: dict[str, str] | None = None) -> "Builder":
         raise PreflightError(f"{error}; `cdk deploy` builds the app and worker images locally") from None
 
 
-def builder_environment(builder: "Builder") -> dict[str, str]:
+def builder_environment(builder: Builder) -> dict[str, str]:
     """What the CDK CLI needs to build with `builder` (it runs the binary in CDK_DOCKER)."""
     environment = {"CDK_DOCKER": builder.binary}
     if "CONTAINERS_CONF" in builder.env:
@@ -147,9 +148,15 @@ def check_bootstrap(identity: Identity) -> None:
                 f"run `{bootstrap}` once, then retry"
             ) from None
         # No ssm:GetParameter permission: cannot tell, so let `cdk deploy` decide.
-        print(f"preflight: could not check the CDK bootstrap ({code}); if deploy fails, run `{bootstrap}`", file=sys.stderr)
+        print(
+            f"preflight: could not check the CDK bootstrap ({code}); if deploy fails, run `{bootstrap}`",
+            file=sys.stderr,
+        )
     except BotoCoreError as error:
-        print(f"preflight: could not check the CDK bootstrap ({error}); if deploy fails, run `{bootstrap}`", file=sys.stderr)
+        print(
+            f"preflight: could not check the CDK bootstrap ({error}); if deploy fails, run `{bootstrap}`",
+            file=sys.stderr,
+        )
 
 
 def preflight(action: str) -> str:
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except PreflightError as error:
         print(f"make {arguments.action}: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as error:
         print(f"make {arguments.action}: preflight failed: {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
     return 0

@@ -6,10 +6,9 @@ import logging
 import os
 import sys
 
-from clockcore.errors import SettingError
-
 from clock_worker import logs
 from clock_worker.settings import load_settings
+from clockcore.errors import SettingError
 
 EXIT_BAD_CONFIGURATION = 2
 EXIT_CRASHED = 1
@@ -29,10 +28,12 @@ def main() -> int:
     worker.install_signal_handlers()
     try:
         return worker.run()
-    except Exception as error:  # noqa: BLE001 - last resort: a bug ends as one JSON line, not a traceback
+    except Exception as error:
         logging.getLogger("clock_worker").error(
-            "%s", f"clock worker stopped by an unexpected error: {error.__class__.__name__}: {error}",
-            exc_info=True, extra={"event": "crashed", "fields": {}},
+            "%s",
+            f"clock worker stopped by an unexpected error: {error.__class__.__name__}: {error}",
+            exc_info=True,
+            extra={"event": "crashed", "fields": {}},
         )
         return EXIT_CRASHED
 

@@ -15,10 +15,9 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from clock_worker.logs import log_event
 from clockcore import SampleError
 from clockcore.tmds import KeptAliveGet
-
-from clock_worker.logs import log_event
 
 log = logging.getLogger("clock_worker.app_stats")
 
@@ -47,9 +46,14 @@ def counts_client(url: str, *, connect_timeout_s: float, read_timeout_s: float) 
     default_port = 443 if parts.scheme == "https" else 80
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return KeptAliveGet(
-        parts.scheme, parts.hostname or "", parts.port or default_port, path,
-        connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
-        max_body_bytes=MAX_STATS_BYTES, what="app counters endpoint",
+        parts.scheme,
+        parts.hostname or "",
+        parts.port or default_port,
+        path,
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+        max_body_bytes=MAX_STATS_BYTES,
+        what="app counters endpoint",
     )
 
 
@@ -100,17 +104,30 @@ class AppStatsPoller:
         except AppStatsError as error:
             if not self._failing:
                 self._failing = True
-                log_event(log, logging.WARNING, "app_stats_unavailable",
-                          f"app counters at {self._url} unavailable: {error}", url=self._url)
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "app_stats_unavailable",
+                    f"app counters at {self._url} unavailable: {error}",
+                    url=self._url,
+                )
             return None
         if self._failing:
             self._failing = False
-            log_event(log, logging.INFO, "app_stats_recovered", f"app counters at {self._url} readable again", url=self._url)
+            log_event(
+                log, logging.INFO, "app_stats_recovered", f"app counters at {self._url} readable again", url=self._url
+            )
         previous = self._previous
         self._previous = counts
         if previous is not None and (counts.allowed < previous.allowed or counts.refused < previous.refused):
-            log_event(log, logging.INFO, "app_restarted", "app counters went down: the app restarted; publishing its new counts",
-                      allowed=counts.allowed, refused=counts.refused)
+            log_event(
+                log,
+                logging.INFO,
+                "app_restarted",
+                "app counters went down: the app restarted; publishing its new counts",
+                allowed=counts.allowed,
+                refused=counts.refused,
+            )
         return OperationDeltas(
             allowed=_delta(previous.allowed if previous else None, counts.allowed),
             refused=_delta(previous.refused if previous else None, counts.refused),

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from clock_worker.logs import log_event
 from clock_worker.metrics import SampleMetrics
@@ -52,9 +52,13 @@ class SampleBuffer:
             if self._last_drop_log is None or now - self._last_drop_log >= DROP_LOG_EVERY_S:
                 self._last_drop_log = now
                 log_event(
-                    log, logging.WARNING, "buffer_dropped",
-                    f"buffer full ({self._max_samples} samples): dropped the oldest sample; {self.dropped_total} dropped so far",
-                    dropped_total=self.dropped_total, dropped_timestamp=dropped.timestamp.isoformat(),
+                    log,
+                    logging.WARNING,
+                    "buffer_dropped",
+                    f"buffer full ({self._max_samples} samples): dropped the oldest sample; "
+                    f"{self.dropped_total} dropped so far",
+                    dropped_total=self.dropped_total,
+                    dropped_timestamp=dropped.timestamp.isoformat(),
                     buffer_samples=self._max_samples,
                 )
 
@@ -83,7 +87,10 @@ class SampleBuffer:
                 self._samples.popleft()
                 self._added_at.popleft()
             if any(id(sample) in sent_ids for sample in self._samples):
-                kept = [(sample, added_at) for sample, added_at in zip(self._samples, self._added_at)
-                        if id(sample) not in sent_ids]
+                kept = [
+                    (sample, added_at)
+                    for sample, added_at in zip(self._samples, self._added_at, strict=True)
+                    if id(sample) not in sent_ids
+                ]
                 self._samples = deque(sample for sample, _ in kept)
                 self._added_at = deque(added_at for _, added_at in kept)

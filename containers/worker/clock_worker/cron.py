@@ -22,9 +22,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from clock_worker.logs import log_event
 
@@ -73,7 +74,7 @@ class CronJob:
 def _is_valid(expression: str, *, with_seconds: bool) -> bool:
     try:
         return bool(_croniter().is_valid(expression, second_at_beginning=with_seconds))
-    except Exception:  # noqa: BLE001 - croniter's validity check raises its own zoo on odd input
+    except Exception:
         return False
 
 
@@ -101,7 +102,9 @@ def parse_line(line: str, *, source: str, line_number: int) -> CronJob:
         raise CrontabError(f"{where}: command cannot be split: {error}") from None
     if not command:
         raise CrontabError(f"{where}: no command after the schedule")
-    return CronJob(source=source, line_number=line_number, schedule=schedule, command=command, with_seconds=with_seconds)
+    return CronJob(
+        source=source, line_number=line_number, schedule=schedule, command=command, with_seconds=with_seconds
+    )
 
 
 def parse_crontab(text: str, *, source: str) -> list[CronJob]:
@@ -127,7 +130,7 @@ class CronRunner:
         jobs: tuple[CronJob, ...],
         *,
         timeout_s: float,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_sleep_s: float = MAX_SLEEP_S,
     ) -> None:
         self._jobs = jobs
@@ -145,8 +148,13 @@ class CronRunner:
             return
         self._thread = threading.Thread(target=self._loop, name="cron", daemon=True)
         self._thread.start()
-        log_event(log, logging.INFO, "cron_started", f"{len(self._jobs)} cron job(s) scheduled",
-                  jobs=[{"job": job.name, "schedule": job.schedule, "command": list(job.command)} for job in self._jobs])
+        log_event(
+            log,
+            logging.INFO,
+            "cron_started",
+            f"{len(self._jobs)} cron job(s) scheduled",
+            jobs=[{"job": job.name, "schedule": job.schedule, "command": list(job.command)} for job in self._jobs],
+        )
 
     def _loop(self) -> None:
         due = {job.name: job.next_run_after(self._now()) for job in self._jobs}
@@ -166,8 +174,13 @@ class CronRunner:
     def _launch(self, job: CronJob) -> None:
         with self._lock:
             if job.name in self._running:
-                log_event(log, logging.WARNING, "cron_job_skipped", f"{job.name} is still running; this run is skipped",
-                          job=job.name)
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "cron_job_skipped",
+                    f"{job.name} is still running; this run is skipped",
+                    job=job.name,
+                )
                 return
             self._runners = [thread for thread in self._runners if thread.is_alive()]
             runner = threading.Thread(target=self._run, args=(job,), name=f"cron-{job.name}", daemon=True)
@@ -185,8 +198,14 @@ class CronRunner:
                 start_new_session=True,  # its own process group, so a timeout kills its children too
             )
         except OSError as error:
-            log_event(log, logging.ERROR, "cron_job_failed", f"{job.name} could not start: {error}", job=job.name,
-                      command=list(job.command))
+            log_event(
+                log,
+                logging.ERROR,
+                "cron_job_failed",
+                f"{job.name} could not start: {error}",
+                job=job.name,
+                command=list(job.command),
+            )
             return
         with self._lock:
             self._running[job.name] = process
@@ -196,18 +215,32 @@ class CronRunner:
             except subprocess.TimeoutExpired:
                 self._kill(process)
                 stdout, stderr = process.communicate()
-                log_event(log, logging.ERROR, "cron_job_timeout",
-                          f"{job.name} ran longer than {self._timeout_s:g} s and was killed", job=job.name,
-                          command=list(job.command), duration_s=round(time.monotonic() - started, 3))
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "cron_job_timeout",
+                    f"{job.name} ran longer than {self._timeout_s:g} s and was killed",
+                    job=job.name,
+                    command=list(job.command),
+                    duration_s=round(time.monotonic() - started, 3),
+                )
                 return
-            fields = {"job": job.name, "command": list(job.command), "exit_code": process.returncode,
-                      "duration_s": round(time.monotonic() - started, 3), "stdout": _tail(stdout), "stderr": _tail(stderr)}
+            fields = {
+                "job": job.name,
+                "command": list(job.command),
+                "exit_code": process.returncode,
+                "duration_s": round(time.monotonic() - started, 3),
+                "stdout": _tail(stdout),
+                "stderr": _tail(stderr),
+            }
             if process.returncode == 0:
                 log_event(log, logging.INFO, "cron_job_succeeded", f"{job.name} succeeded", **fields)
             elif self._stop.is_set():
                 log_event(log, logging.INFO, "cron_job_stopped", f"{job.name} was stopped at shutdown", **fields)
             else:
-                log_event(log, logging.ERROR, "cron_job_failed", f"{job.name} exited with {process.returncode}", **fields)
+                log_event(
+                    log, logging.ERROR, "cron_job_failed", f"{job.name} exited with {process.returncode}", **fields
+                )
         finally:
             with self._lock:
                 self._running.pop(job.name, None)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Mapping
-
-from clockcore.errors import SettingError
+from collections.abc import Mapping
 
 from clock_worker.heartbeat import SYNCHRONIZED
 from clock_worker.settings import parse_heartbeat_file, parse_interval
+from clockcore.errors import SettingError
 
 FRESH_WITHIN_INTERVALS = 3
 
@@ -38,7 +37,10 @@ def check(env: Mapping[str, str], *, now: float | None = None) -> tuple[bool, st
     age_s = (time.time() if now is None else now) - modified
     limit_s = FRESH_WITHIN_INTERVALS * interval_s
     if age_s > limit_s:
-        return False, f"unhealthy: last heartbeat {age_s:.1f} s ago, limit {limit_s:g} s ({FRESH_WITHIN_INTERVALS} intervals)"
+        return (
+            False,
+            f"unhealthy: last heartbeat {age_s:.1f} s ago, limit {limit_s:g} s ({FRESH_WITHIN_INTERVALS} intervals)",
+        )
     if state != SYNCHRONIZED:
         return False, (
             f"unhealthy: no synchronized clock sample yet (the worker loops, last {max(age_s, 0.0):.1f} s ago; "

@@ -46,13 +46,19 @@ class Heartbeat:
         except OSError as error:
             if not self._broken:
                 self._broken = True
-                log_event(log, logging.ERROR, "heartbeat_failed",
-                          f"cannot write heartbeat file {self._path}: {error}; the health check will fail",
-                          path=str(self._path))
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "heartbeat_failed",
+                    f"cannot write heartbeat file {self._path}: {error}; the health check will fail",
+                    path=str(self._path),
+                )
 
     def _write(self, synchronized: bool) -> None:
         state = SYNCHRONIZED if synchronized else f"{WAITING} for a synchronized clock sample"
-        self._path.write_text(f"{state}\nclock worker heartbeat, pid {os.getpid()}, {time.time():.3f}\n", encoding="ascii")
+        self._path.write_text(
+            f"{state}\nclock worker heartbeat, pid {os.getpid()}, {time.time():.3f}\n", encoding="ascii"
+        )
         self._written = synchronized
 
     def remove(self) -> None:

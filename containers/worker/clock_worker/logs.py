@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else came in through `extra`.
@@ -21,7 +21,9 @@ _FIELDS_ATTR = "fields"
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": getattr(record, _EVENT_ATTR, "log"),
@@ -71,7 +73,7 @@ def log_event(logger: logging.Logger, level: int, event: str, message: str, **fi
 def print_config_error(setting: str, problem: str, *, stream: TextIO = sys.stderr) -> None:
     """The one line a bad configuration produces (before logging is configured)."""
     entry = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": "error",
         "logger": "clock_worker",
         "event": "bad_configuration",

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from clockcore import ClockReading, TaskIdentity, contract
-from clockcore.contract import MetricSpec, MetricsProfile
-
 from clock_worker.app_stats import OperationDeltas
 from clock_worker.sampler import SampleFailure, SampleOutcome
+from clockcore import ClockReading, TaskIdentity, contract
+from clockcore.contract import MetricSpec, MetricsProfile
 
 Dimensions = tuple[tuple[str, str], ...]
 Properties = tuple[tuple[str, str], ...]

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from clock_worker.logs import log_event
 from clockcore import ClockReading
 from clockcore.clockbound import ClockBoundError, ClockBoundWriter, SegmentPublisher, SegmentStatus
-
-from clock_worker.logs import log_event
 
 log = logging.getLogger("clock_worker.segment")
 
@@ -46,14 +45,24 @@ class ClockBoundSegment:
             self._close_writer()
             if not self._failing:
                 self._failing = True
-                log_event(log, logging.ERROR, "clockbound_segment_failed",
-                          f"cannot write the ClockBound segment {self.path}: {error}; retrying with every sample",
-                          path=str(self.path))
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "clockbound_segment_failed",
+                    f"cannot write the ClockBound segment {self.path}: {error}; retrying with every sample",
+                    path=str(self.path),
+                )
             return None
         if self._failing or self.writes_total == 0:
-            log_event(log, logging.INFO, "clockbound_segment_written",
-                      f"ClockBound segment {self.path} written (generation {generation})",
-                      path=str(self.path), generation=generation, status=record.status.name)
+            log_event(
+                log,
+                logging.INFO,
+                "clockbound_segment_written",
+                f"ClockBound segment {self.path} written (generation {generation})",
+                path=str(self.path),
+                generation=generation,
+                status=record.status.name,
+            )
         self._failing = False
         self.writes_total += 1
         return record.status

@@ -13,16 +13,15 @@ here with the same `SettingSpec`, all with the `CLOCK_` prefix, and parsed by th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+from clock_worker.cron import CronJob, CrontabError, parse_crontab
 from clockcore import contract, settings_spec
 from clockcore.contract import MetricsProfile
 from clockcore.errors import SettingError
 from clockcore.settings_spec import WORKER_ONLY, Kind, SettingSpec, read
-
-from clock_worker.cron import CronJob, CrontabError, parse_crontab
 
 # The worker's name for the one settings error type (its entry point and health check catch it).
 ConfigError = SettingError

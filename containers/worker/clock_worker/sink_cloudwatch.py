@@ -23,24 +23,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clockcore import contract
-
 from clock_worker.buffer import SampleBuffer
 from clock_worker.logs import log_event
 from clock_worker.metrics import Dimensions, MetricValue, SampleMetrics
+from clockcore import contract
 
 log = logging.getLogger("clock_worker.cloudwatch")
 
 MAX_DATUMS_PER_REQUEST = 1000  # PutMetricData's limit
 # Codes that mean "this request will never be accepted": drop it instead of retrying.
 REJECTED_CODES = frozenset(
-    {"InvalidParameterValue", "InvalidParameterCombination", "MissingParameter", "InvalidParameterValueException", "ValidationError"}
+    {
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "MissingParameter",
+        "InvalidParameterValueException",
+        "ValidationError",
+    }
 )
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -244,7 +250,9 @@ class CloudWatchSink:
                     return False
 
     def _send(self, batch: list[SampleMetrics]) -> bool:
-        metric_data = [datum for sample in batch for datum in datums_for(sample, storage_resolution=self._storage_resolution)]
+        metric_data = [
+            datum for sample in batch for datum in datums_for(sample, storage_resolution=self._storage_resolution)
+        ]
         try:
             self._client.put_metric_data(Namespace=self._namespace, MetricData=metric_data)
         except ClientError as error:
@@ -252,9 +260,14 @@ class CloudWatchSink:
             if code in REJECTED_CODES:
                 self.buffer.remove(batch)
                 self.rejected_samples += len(batch)
-                log_event(log, logging.ERROR, "put_metric_data_rejected",
-                          f"CloudWatch rejected {len(batch)} sample(s) as invalid; dropped: {code}: {error}"[:500],
-                          code=code, samples=len(batch))
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "put_metric_data_rejected",
+                    f"CloudWatch rejected {len(batch)} sample(s) as invalid; dropped: {code}: {error}"[:500],
+                    code=code,
+                    samples=len(batch),
+                )
                 return True
             self._note_failure(f"{code or 'ClientError'}: {error}")
             return False
@@ -265,19 +278,34 @@ class CloudWatchSink:
         self.sent_samples += len(batch)
         if self._failing:
             self._failing = False
-            log_event(log, logging.INFO, "put_metric_data_recovered", "CloudWatch accepts metrics again",
-                      buffered_samples=len(self.buffer))
+            log_event(
+                log,
+                logging.INFO,
+                "put_metric_data_recovered",
+                "CloudWatch accepts metrics again",
+                buffered_samples=len(self.buffer),
+            )
         if log.isEnabledFor(logging.DEBUG):
-            log_event(log, logging.DEBUG, "put_metric_data_sent", f"sent {len(batch)} sample(s), {len(metric_data)} datums",
-                      samples=len(batch), datums=len(metric_data))
+            log_event(
+                log,
+                logging.DEBUG,
+                "put_metric_data_sent",
+                f"sent {len(batch)} sample(s), {len(metric_data)} datums",
+                samples=len(batch),
+                datums=len(metric_data),
+            )
         return True
 
     def _note_failure(self, detail: str) -> None:
         if not self._failing:
             self._failing = True
-            log_event(log, logging.WARNING, "put_metric_data_failed",
-                      f"CloudWatch did not take the metrics; keeping them to re-send: {detail}"[:500],
-                      buffered_samples=len(self.buffer))
+            log_event(
+                log,
+                logging.WARNING,
+                "put_metric_data_failed",
+                f"CloudWatch did not take the metrics; keeping them to re-send: {detail}"[:500],
+                buffered_samples=len(self.buffer),
+            )
         else:
             log_event(log, logging.DEBUG, "put_metric_data_failed", detail[:500], buffered_samples=len(self.buffer))
 
@@ -290,8 +318,13 @@ class CloudWatchSink:
         """
         self._stopping.set()
         self._wake.set()
-        log_event(log, logging.INFO, "flushing", f"sending {len(self.buffer)} buffered sample(s) before exit",
-                  buffered_samples=len(self.buffer))
+        log_event(
+            log,
+            logging.INFO,
+            "flushing",
+            f"sending {len(self.buffer)} buffered sample(s) before exit",
+            buffered_samples=len(self.buffer),
+        )
         outcome: list[bool] = []
 
         def flush() -> None:
@@ -311,7 +344,15 @@ class CloudWatchSink:
         flusher.join(timeout=max(0.0, deadline_monotonic - time.monotonic()))
         left = len(self.buffer)
         if outcome and outcome[0] and not left:
-            log_event(log, logging.INFO, "flushed", "buffered metrics delivered before exit", sent_samples=self.sent_samples)
+            log_event(
+                log, logging.INFO, "flushed", "buffered metrics delivered before exit", sent_samples=self.sent_samples
+            )
         else:
-            log_event(log, logging.ERROR, "flush_incomplete", f"{left} buffered sample(s) could not be delivered before exit",
-                      unsent_samples=left, dropped_total=self.buffer.dropped_total)
+            log_event(
+                log,
+                logging.ERROR,
+                "flush_incomplete",
+                f"{left} buffered sample(s) could not be delivered before exit",
+                unsent_samples=left,
+                dropped_total=self.buffer.dropped_total,
+            )

@@ -90,8 +90,9 @@ class EmfSink:
                 self._fragments.clear()  # shapes are few; never let an odd stream of them grow this
             self._fragments[shape] = fragments
         directives, members = fragments
-        values = json.dumps({metric.spec.name: metric.value for metric in metrics.values}, separators=(",", ":"),
-                            allow_nan=False)[1:-1]
+        values = json.dumps(
+            {metric.spec.name: metric.value for metric in metrics.values}, separators=(",", ":"), allow_nan=False
+        )[1:-1]
         timestamp_ms = int(metrics.timestamp.timestamp() * 1000)
         return f'{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":{directives}}},{members},{values}}}'
 

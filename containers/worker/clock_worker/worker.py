@@ -14,19 +14,18 @@ import time
 from types import FrameType
 from typing import Protocol
 
-from clockcore import contract
-from clockcore.clockbound import SegmentStatus
-from clockcore.heap import freeze_start_up_heap
-
 from clock_worker.app_stats import AppStatsPoller
 from clock_worker.cron import CronRunner
 from clock_worker.heartbeat import Heartbeat
 from clock_worker.logs import log_event
 from clock_worker.metrics import MetricBuilder, SampleMetrics
-from clock_worker.sampler import Sampler, SampleFailure
+from clock_worker.sampler import SampleFailure, Sampler
 from clock_worker.scheduler import MonotonicSchedule
 from clock_worker.segment import ClockBoundSegment
 from clock_worker.settings import WorkerSettings
+from clockcore import contract
+from clockcore.clockbound import SegmentStatus
+from clockcore.heap import freeze_start_up_heap
 
 log = logging.getLogger("clock_worker")
 
@@ -109,8 +108,13 @@ class Worker:
         if self._stop_requested_at is None:
             self._stop_requested_at = time.monotonic()
         if signum is not None and not self._stop.is_set():
-            log_event(log, logging.INFO, "stopping", f"received {signal.Signals(signum).name}; flushing and exiting",
-                      signal=signal.Signals(signum).name)
+            log_event(
+                log,
+                logging.INFO,
+                "stopping",
+                f"received {signal.Signals(signum).name}; flushing and exiting",
+                signal=signal.Signals(signum).name,
+            )
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
@@ -132,42 +136,72 @@ class Worker:
         metrics = self._builder.build(outcome, operations)
         self._sink.publish(metrics)
         if not isinstance(outcome, SampleFailure) and log.isEnabledFor(logging.DEBUG):
-            log_event(log, logging.DEBUG, "sampled", "sample published", timestamp=outcome.sampled_at.isoformat(),
-                      bound_ms=outcome.bound_ms, effective_bound_ms=outcome.effective_bound_ms,
-                      status=outcome.status.value)
+            log_event(
+                log,
+                logging.DEBUG,
+                "sampled",
+                "sample published",
+                timestamp=outcome.sampled_at.isoformat(),
+                bound_ms=outcome.bound_ms,
+                effective_bound_ms=outcome.effective_bound_ms,
+                status=outcome.status.value,
+            )
         return metrics
 
     def run(self) -> int:
         settings = self._settings
         log_event(
-            log, logging.INFO, "started", "clock worker started",
-            sink=settings.sink, profile=settings.profile.name, namespace=settings.namespace,
-            service=settings.service_name, per_task_metrics=list(settings.per_task_metrics),
-            interval_s=settings.interval_s, storage_resolution=settings.storage_resolution,
-            publish_max_delay_s=settings.publish_max_delay_s, threshold_ms=settings.threshold_ms,
-            app_stats_url=settings.app_stats_url, cron_jobs=len(settings.cron_jobs),
+            log,
+            logging.INFO,
+            "started",
+            "clock worker started",
+            sink=settings.sink,
+            profile=settings.profile.name,
+            namespace=settings.namespace,
+            service=settings.service_name,
+            per_task_metrics=list(settings.per_task_metrics),
+            interval_s=settings.interval_s,
+            storage_resolution=settings.storage_resolution,
+            publish_max_delay_s=settings.publish_max_delay_s,
+            threshold_ms=settings.threshold_ms,
+            app_stats_url=settings.app_stats_url,
+            cron_jobs=len(settings.cron_jobs),
             clockbound_shm=str(settings.clockbound_shm) if settings.clockbound_shm else None,
         )
         if settings.unknown_settings:
-            log_event(log, logging.WARNING, "unknown_settings",
-                      f"ignoring unknown settings (typos?): {', '.join(settings.unknown_settings)}",
-                      settings=list(settings.unknown_settings))
+            log_event(
+                log,
+                logging.WARNING,
+                "unknown_settings",
+                f"ignoring unknown settings (typos?): {', '.join(settings.unknown_settings)}",
+                settings=list(settings.unknown_settings),
+            )
         if self._sink is None:
             self._sink = make_sink(settings)
         self._heartbeat.beat(synchronized=False)
         self._cron.start()
         frozen = freeze_start_up_heap()
-        log_event(log, logging.DEBUG, "start_up_heap_frozen",
-                  f"{frozen} start-up objects taken out of garbage collection", frozen_objects=frozen)
+        log_event(
+            log,
+            logging.DEBUG,
+            "start_up_heap_frozen",
+            f"{frozen} start-up objects taken out of garbage collection",
+            frozen_objects=frozen,
+        )
         schedule = MonotonicSchedule(settings.interval_s)
         while not self._stop.is_set():
             self.run_once()
             self._heartbeat.beat(synchronized=self.synchronized)
             delay_s, skipped = schedule.advance()
             if skipped:
-                log_event(log, logging.WARNING, "samples_skipped",
-                          f"a sample overran the interval; skipped {skipped} sample slot(s) to stay on schedule",
-                          skipped=skipped, skipped_total=schedule.skipped_total)
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "samples_skipped",
+                    f"a sample overran the interval; skipped {skipped} sample slot(s) to stay on schedule",
+                    skipped=skipped,
+                    skipped_total=schedule.skipped_total,
+                )
             self._stop.wait(delay_s)
         return self.shutdown()
 
@@ -182,6 +216,12 @@ class Worker:
             self._app_stats.close()
         if self._sink is not None:
             self._sink.close(deadline_monotonic=deadline)
-        log_event(log, logging.INFO, "stopped", "clock worker stopped",
-                  samples_total=self._sampler.samples_total, failures_total=self._sampler.failures_total)
+        log_event(
+            log,
+            logging.INFO,
+            "stopped",
+            "clock worker stopped",
+            samples_total=self._sampler.samples_total,
+            failures_total=self._sampler.failures_total,
+        )
         return 0
