@@ -18,7 +18,7 @@ from aws_cdk import Token
 
 from clockcore import contract, settings_spec
 from clockcore.errors import SettingError
-from clockcore.settings_spec import SettingSpec, format_number, to_env
+from clockcore.settings_spec import SettingSpec, T, format_number, to_env
 
 __all__ = ["ClockProps", "ClockPropsError", "ClockSettings", "format_number", "validate_prop"]
 
@@ -27,7 +27,7 @@ class ClockPropsError(ValueError):
     """A construct prop is invalid; the message names the prop and what is allowed."""
 
 
-def validate_prop(spec: SettingSpec, value: object, *, name: str | None = None) -> object:
+def validate_prop(spec: SettingSpec[T], value: object, *, name: str | None = None) -> T:
     """`value` as the containers will get it, or `ClockPropsError` naming the prop."""
     name = name or spec.prop or spec.env
     # Tokens are strings or floats standing for a deploy-time value (jsii cannot carry NaN or inf).
@@ -132,12 +132,12 @@ class ClockSettings:
         service_name = validate_prop(settings_spec.SERVICE_NAME, service_name)
         profile = contract.PROFILES[validate_prop(settings_spec.PROFILE, metrics_profile)]
         namespace = validate_prop(settings_spec.NAMESPACE, profile.namespace if namespace is None else namespace)
+        assert namespace is not None  # a given value is validated; the profile's is never None
         sink = validate_prop(settings_spec.SINK, sink)
         metrics = (
-            profile.per_task_metrics
-            if per_task_metrics is None
-            else validate_prop(settings_spec.PER_TASK_METRICS, per_task_metrics)
+            validate_prop(settings_spec.PER_TASK_METRICS, per_task_metrics) if per_task_metrics is not None else None
         )
+        metrics = profile.per_task_metrics if metrics is None else metrics
         return cls(
             service_name=service_name,
             namespace=namespace,

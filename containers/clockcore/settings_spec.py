@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 from clockcore import contract
 from clockcore.errors import SettingError
@@ -66,13 +67,16 @@ class Blank(enum.Enum):
     EMPTY = "empty"  # an empty value (NAMES: no names)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class SettingSpec:
+class SettingSpec(Generic[T]):
     env: str  # the environment variable the containers read
     kind: Kind
     # Unset (or, with Blank.DEFAULT, empty) gives this. None where it depends on another
     # setting: the metrics profile's namespace and per-task metrics.
-    default: object
+    default: T
     readers: frozenset[str]  # WORKER, APP
     prop: str | None = None  # the construct prop that sets it; None: the construct does not
     doc: str = ""
@@ -275,7 +279,7 @@ def _from_typed(spec: SettingSpec, value: object) -> tuple[object, str | None]:
 
 
 # ---------------------------------------------------------------- the three functions
-def parse(spec: SettingSpec, raw: str | None) -> object:
+def parse(spec: SettingSpec[T], raw: str | None) -> T:
     """A container's typed value for the raw environment string (None: unset).
 
     Raises `SettingError` naming `spec.env`, with the value and what is allowed.
@@ -287,22 +291,22 @@ def parse(spec: SettingSpec, raw: str | None) -> object:
         if spec.blank is Blank.DEFAULT:
             return spec.default
         if spec.blank is Blank.EMPTY:
-            return () if spec.kind is Kind.NAMES else ""
+            return cast(T, () if spec.kind is Kind.NAMES else "")
         raise SettingError(spec.env, f"is empty; unset it for the default, or give {allowed(spec)}")
     value, problem = _from_text(spec, text)
     if problem is None:
         problem = _problem(spec, value)
     if problem is not None:
         raise SettingError(spec.env, f"{text[:_SHOWN_CHARACTERS]!r} {problem}; expected {allowed(spec)}")
-    return value
+    return cast(T, value)
 
 
-def read(spec: SettingSpec, env: Mapping[str, str]) -> object:
+def read(spec: SettingSpec[T], env: Mapping[str, str]) -> T:
     """`parse` the spec's variable in `env`."""
     return parse(spec, env.get(spec.env))
 
 
-def validate(spec: SettingSpec, value: object, *, name: str | None = None) -> object:
+def validate(spec: SettingSpec[T], value: object, *, name: str | None = None) -> T:
     """The typed value a construct prop stands for (floats for numbers, canonical choices,
     tuples for lists), or `SettingError` naming `name` (default: the spec's prop)."""
     name = name or spec.prop or spec.env
@@ -313,7 +317,7 @@ def validate(spec: SettingSpec, value: object, *, name: str | None = None) -> ob
         which = "" if problem == _OUT_OF_RANGE else f", which {problem}"
         message = f"{name} must be {allowed(spec, typed=True)}, got {_shown(value)}{which}"
         raise SettingError(name, problem, message=message)
-    return typed
+    return cast(T, typed)
 
 
 def to_env(spec: SettingSpec, value: object) -> str:
@@ -350,7 +354,7 @@ PROFILE = SettingSpec(
     case_sensitive=False,
     doc="the namespace and per-task dimension layout: the project's, or the seed sample's",
 )
-NAMESPACE = SettingSpec(
+NAMESPACE: SettingSpec[str | None] = SettingSpec(
     contract.ENV_NAMESPACE,
     Kind.TEXT,
     None,  # the profile's namespace
@@ -377,7 +381,7 @@ SERVICE_NAME = SettingSpec(
     blank=Blank.REFUSE,
     doc="value of the service-level dimension alarms name",
 )
-PER_TASK_METRICS = SettingSpec(
+PER_TASK_METRICS: SettingSpec[tuple[str, ...] | None] = SettingSpec(
     contract.ENV_PER_TASK_METRICS,
     Kind.NAMES,
     None,  # the profile's per-task metrics
@@ -455,7 +459,7 @@ APP_PORT = SettingSpec(
     maximum=65535,
     doc="the app's TCP port",
 )
-APP_STATS_URL = SettingSpec(
+APP_STATS_URL: SettingSpec[str | None] = SettingSpec(
     contract.ENV_APP_STATS_URL,
     Kind.URL,
     None,  # no app counters to publish
@@ -463,7 +467,7 @@ APP_STATS_URL = SettingSpec(
     doc="the app's gate counters, polled by the worker (set by the construct from app_port)",
 )
 
-CLOCKBOUND_SHM = SettingSpec(
+CLOCKBOUND_SHM: SettingSpec[str | None] = SettingSpec(
     contract.ENV_CLOCKBOUND_SHM,
     Kind.TEXT,
     None,  # no segment: the worker writes none, the app reads the metadata endpoint

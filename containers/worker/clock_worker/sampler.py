@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ class SampleFailure:
     at: datetime
 
 
-SampleOutcome = ClockReading | SampleFailure
+SampleOutcome: TypeAlias = ClockReading | SampleFailure
 
 
 def _utc_now() -> datetime:

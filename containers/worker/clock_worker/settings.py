@@ -107,7 +107,9 @@ JOB_TIMEOUT = SettingSpec(
 LOG_LEVEL = SettingSpec(
     ENV_LOG_LEVEL, Kind.CHOICE, DEFAULT_LOG_LEVEL, WORKER_ONLY, choices=LOG_LEVELS, case_sensitive=False
 )
-AWS_ENDPOINT_URLS = tuple(SettingSpec(name, Kind.URL, None, WORKER_ONLY) for name in ENV_AWS_ENDPOINT_URLS)
+AWS_ENDPOINT_URLS: tuple[SettingSpec[str | None], ...] = tuple(
+    SettingSpec(name, Kind.URL, None, WORKER_ONLY) for name in ENV_AWS_ENDPOINT_URLS
+)
 
 WORKER_SETTINGS: tuple[SettingSpec, ...] = (
     BUFFER_SAMPLES,
