@@ -20,11 +20,12 @@ ARCH ?=
 CDK_ARCH := $(if $(filter arm64 ARM64 aarch64,$(ARCH)),ARM64,$(if $(filter x86_64 X86_64 amd64,$(ARCH)),X86_64,$(ARCH)))
 SYNTH_CONTEXT := $(if $(ARCH),--context clock:architecture=$(CDK_ARCH))
 
-.PHONY: help setup system-packages checkov test synth images local bench deploy destroy clean
+.PHONY: help setup system-packages checkov lint test synth images local bench deploy destroy clean screenshot
 
 help:
 	@echo "make local    run emulator + worker + app on 127.0.0.1 (no AWS needed)"
 	@echo "make test     set up if needed, then every test"
+	@echo "make lint     ruff, mypy and the workflow schema (make test runs it first)"
 	@echo "make checkov  install checkov (pinned) into .tools/checkov-venv, for tests/infra/test_checkov.py"
 	@echo "make synth    cdk synth with the pinned CLI, offline"
 	@echo "make images   build both images from cdk.out/ (Docker, else podman); ARCH=x86_64|arm64"
@@ -72,8 +73,21 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
-test: setup system-packages checkov
-	$(PY) -m pytest
+# What the code is held to: ruff's rules and format, mypy over the library and both
+# images' code (each as its image lays it out), and the CI workflow against GitHub's schema.
+LINT_PATHS := clock_stack containers/clockcore containers/worker/clock_worker containers/app/clock_app scripts app.py
+lint: setup
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy clock_stack containers/clockcore scripts
+	cd containers/worker && ../../$(BIN)/mypy --config-file ../../pyproject.toml clock_worker
+	cd containers/app && ../../$(BIN)/mypy --config-file ../../pyproject.toml clock_app
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+# Lint first (seconds), then every test: 4 workers, each taking whole test modules, so a
+# module's synthesized stacks and processes are made once (about 2.5 min here).
+test: setup system-packages checkov lint
+	$(PY) -m pytest -n 4 --dist loadfile
 
 synth: setup
 	$(BIN)/npx cdk synth --quiet $(SYNTH_CONTEXT)

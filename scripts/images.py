@@ -654,7 +654,7 @@ class BuiltImage:
         return None if self.base_size is None else self.size - self.base_size
 
     def summary(self) -> str:
-        if self.above_base is None:
+        if self.above_base is None or self.base_size is None:
             above = f"base {self.base} not in the image store, so no size above it"
         else:
             above = f"{self.above_base / MB:5.1f} MB above the base ({self.base}, {self.base_size / MB:.1f} MB)"
