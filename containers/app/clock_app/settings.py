@@ -78,6 +78,9 @@ class AppSettings:
     access_log: bool = False
     bench_routes: bool = False
     emulator_url: str | None = None
+    # The ClockBound segment the worker writes (CLOCK_CLOCKBOUND_SHM); None: no segment,
+    # the gate asks the metadata endpoint. The gate reads the segment once it exists.
+    clockbound_shm: str | None = None
 
     @property
     def local_mode(self) -> bool:
@@ -106,4 +109,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> AppSettings:
         access_log=read(ACCESS_LOG, source),
         bench_routes=read(BENCH_ROUTES, source),
         emulator_url=emulator_url.rstrip("/") if emulator_url else None,
+        clockbound_shm=read(settings_spec.CLOCKBOUND_SHM, source),
     )
