@@ -226,6 +226,18 @@ class ClockBoundReader:
             "(did the writer die mid-update?)",
         )
 
+    @property
+    def generation(self) -> int:
+        """The generation word as it is right now: one 2-byte load, for a cheap "has it changed?".
+
+        Odd (or 0) while the writer updates: compare it with a snapshot's generation and
+        take a new `snapshot()` when they differ; the copy itself only comes from there.
+        """
+        words = self._words
+        if words is None:
+            raise ClockBoundError("closed", self.path, "the reader is closed")
+        return words[_GENERATION_WORD]
+
     def now(self) -> BoundedNow:
         """Bounded current time, as ClockBound's client computes it (see module doc)."""
         words = self._words
