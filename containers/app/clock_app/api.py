@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from clockcore import bounded_now, commit_wait
+from clockcore import BoundedTime, commit_wait_for
 from clock_app.guard import ClockCheck
 from clock_app.models import (
     BoundedTimeModel,
+    ClockSourceModel,
     ClockStatus,
     CommitRequest,
     CommitResult,
@@ -29,6 +30,7 @@ from clock_app.models import (
     ReadingModel,
     Refusal,
     SampleErrorModel,
+    SegmentModel,
     UngatedOperationResult,
 )
 from clock_app.services import Services, services
@@ -61,16 +63,37 @@ def json_answer(model: BaseModel, *, status_code: int = 200, headers: dict[str, 
 
 
 def clock_status(check: ClockCheck, svc: Services) -> ClockStatus:
-    reading = check.reading
+    reading, segment, source = check.reading, check.segment, check.source
+    reading_model: ReadingModel | None = None
+    error: SampleErrorModel | None = None
+    segment_model: SegmentModel | None = None
+    if segment is not None:
+        snapshot, judgement = segment.snapshot, segment.judgement
+        if snapshot is not None and check.segment_monotonic_ns is not None:
+            segment_model = SegmentModel.of(segment.path, snapshot, check.segment_monotonic_ns)
+        if segment.trusted and snapshot is not None and judgement is not None:
+            reading_model = ReadingModel.of_segment(
+                snapshot, at=check.at, effective_bound_ns=judgement.effective_bound_ns, reference_age_ns=judgement.reference_age_ns
+            )
+        elif segment.error_kind is not None:
+            error = SampleErrorModel(kind=segment.error_kind, message="; ".join(check.verdict.details))
+    elif reading is not None:
+        reading_model = ReadingModel.of(reading, check.at)
+    elif check.sample is not None and check.sample.error is not None:
+        error = SampleErrorModel.of(check.sample.error)
     return ClockStatus(
         verdict="SAFE" if check.verdict.safe else "UNSAFE",
         safe=check.verdict.safe,
         reasons=list(check.verdict.reasons),
         details=list(check.verdict.details),
         checked_at=check.at,
-        reading=ReadingModel.of(reading, check.at) if reading else None,
-        error=SampleErrorModel.of(check.sample.error) if check.sample.error else None,
-        bounded_now=BoundedTimeModel.of(bounded_now(reading)) if reading else None,
+        source=ClockSourceModel(
+            kind=source.kind.value, description=source.description, segment_path=source.segment_path, note=source.note or None
+        ),
+        reading=reading_model,
+        error=error,
+        segment=segment_model,
+        bounded_now=BoundedTimeModel.of(check.bounded) if check.bounded is not None else None,
         threshold_ms=svc.settings.threshold_ms,
         max_reference_age_s=svc.settings.max_reference_age_s,
         cache_ttl_s=svc.settings.cache_ttl_s,
@@ -92,6 +115,7 @@ def refusal(check: ClockCheck, svc: Services) -> Response:
         reasons=list(check.verdict.reasons),
         details=list(check.verdict.details),
         retry_after_s=seconds,
+        source=check.source.kind.value,
     )
     return json_answer(body, status_code=503, headers={"Retry-After": str(seconds)})
 
@@ -112,12 +136,11 @@ async def get_clock(svc: ServicesDep) -> ClockStatus:
 async def run_operation(operation: OperationRequest, request: Request) -> OperationResult:
     # The services come straight off the app (no Depends): this is the benchmarked hot path.
     svc: Services = request.app.state.services
-    check = await svc.guard.check()
-    if not check.verdict.safe or check.reading is None:
-        return refusal(check, svc)  # type: ignore[return-value]  # documented 503
+    admitted = await svc.guard.admit()
+    if not isinstance(admitted, BoundedTime):
+        return refusal(admitted, svc)  # type: ignore[return-value]  # documented 503
     svc.counters.allowed()
-    stamped = bounded_now(check.reading)
-    result = OperationResult(operation_id=uuid.uuid4().hex, label=operation.label, timestamp=stamped.latest, stamped=BoundedTimeModel.of(stamped))
+    result = OperationResult(operation_id=uuid.uuid4().hex, label=operation.label, timestamp=admitted.latest, stamped=BoundedTimeModel.of(admitted))
     return json_answer(result)  # type: ignore[return-value]
 
 
@@ -145,17 +168,20 @@ async def run_operation_ungated(operation: OperationRequest, request: Request) -
 )
 async def commit(request: CommitRequest, svc: ServicesDep) -> CommitResult:
     check = await svc.guard.check()
-    reading = check.reading
-    if not check.verdict.safe or reading is None:
+    now = check.now
+    if not check.verdict.safe or now is None:
         return refusal(check, svc)  # type: ignore[return-value]  # documented 503
-    start = bounded_now(reading)
+    start = now()  # stamped just before the wait, so waited_ms is the whole commit wait
     try:
-        # commit_wait sleeps: keep it off the event loop.
-        waited_s = await anyio.to_thread.run_sync(lambda: commit_wait(reading, start.latest, max_wait_s=svc.settings.commit_max_wait_s))
+        # commit wait sleeps: keep it off the event loop. `now` grows the bound of the
+        # reading (or segment record) the verdict was made on.
+        waited_s = await anyio.to_thread.run_sync(lambda: commit_wait_for(now, start.latest, max_wait_s=svc.settings.commit_max_wait_s))
     except TimeoutError as error:
         svc.counters.refused()
         seconds = retry_after_s(svc)
-        body = Refusal(error="commit_wait_timeout", message=str(error), reasons=[], details=[str(error)], retry_after_s=seconds)
+        body = Refusal(
+            error="commit_wait_timeout", message=str(error), reasons=[], details=[str(error)], retry_after_s=seconds, source=check.source.kind.value
+        )
         return json_answer(body, status_code=503, headers={"Retry-After": str(seconds)})  # type: ignore[return-value]
     svc.counters.allowed()
     return CommitResult(
@@ -163,7 +189,7 @@ async def commit(request: CommitRequest, svc: ServicesDep) -> CommitResult:
         timestamp=start.latest,
         waited_ms=waited_s * 1000.0,
         bound_ms=start.bound_ms,
-        visible_at=BoundedTimeModel.of(bounded_now(reading)),
+        visible_at=BoundedTimeModel.of(now()),
     )
 
 
@@ -186,6 +212,7 @@ async def history(
                 safe=entry.safe,
                 reasons=list(entry.reasons),  # type: ignore[arg-type]
                 error_kind=entry.error_kind,
+                source=entry.source,  # type: ignore[arg-type]  # "clockbound" or "metadata"
             )
             for entry in entries
         ],
