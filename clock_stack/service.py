@@ -110,6 +110,12 @@ class ClockAccurateFargateService(Construct):
         access_logs_bucket, log_alb_access_logs: ALB access logs [a retained bucket, True].
         enable_execute_command: ECS Exec, its permissions, an init process, and writable
             container roots as the SSM agent needs [False].
+        clockbound_segment: the worker keeps a ClockBound segment at
+            /var/run/clockbound/shm0, read-only in the app, whose gate then reads bounded
+            time from memory [True].
+        wait_for_clock_sync: the app starts only once the worker is HEALTHY, i.e. has
+            written a synchronized sample; a task whose clock never synchronizes stops after
+            ECS's 120 s start timeout and the circuit breaker acts [True].
         log_retention [one month], removal_policy of logs and the topic key [RETAIN].
 
     Raises `ClockPropsError` for an invalid prop before creating anything.
@@ -143,6 +149,8 @@ class ClockAccurateFargateService(Construct):
         alarm_email: str | None = None,
         certificate: acm.ICertificate | None = None,
         ingress_peers: Sequence[ec2.IPeer] | None = None,
+        clockbound_segment: bool = True,
+        wait_for_clock_sync: bool = True,
         access_logs_bucket: s3.IBucket | None = None,
         log_alb_access_logs: bool = True,
         enable_execute_command: bool = False,
@@ -303,6 +311,9 @@ class ClockAccurateFargateService(Construct):
             removal_policy=removal_policy,
             clock=clock,
             enable_execute_command=enable_execute_command,
+            clockbound_segment=clockbound_segment,
+            clockbound_readers=[self.app_container],
+            wait_for_clock_sync=wait_for_clock_sync,
         )
         self.worker_container = self.clock.worker_container
         self.metrics = self.clock.metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
@@ -10,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from clockcore import contract
 from clock_stack.images import WORKER_HEALTH_CHECK_COMMAND, TaskArchitecture, worker_image
 from clock_stack.settings import ClockPropsError, ClockSettings
 
@@ -21,6 +23,14 @@ SCRATCH_PATH = "/tmp"
 # The worker holds one reading and a small HTTP client; a hard cap keeps a leak in the
 # sidecar from taking memory the app needs.
 WORKER_MEMORY_LIMIT_MIB = 128
+# The ClockBound segment: a task volume at ClockBound's own folder, so every client finds
+# it at its default path. The worker image declares the folder as a VOLUME owned by its
+# uid, so Fargate creates the volume writable for the worker.
+CLOCKBOUND_VOLUME = "clockbound"
+CLOCKBOUND_DIR = posixpath.dirname(contract.CLOCKBOUND_SHM_PATH)
+# How long a container waiting for the worker's HEALTHY (a synchronized sample) waits
+# before ECS gives up on it: Fargate's maximum startTimeout.
+WORKER_START_TIMEOUT = Duration.seconds(120)
 
 
 def awslogs_driver(log_group: logs.ILogGroup, stream_prefix: str) -> ecs.LogDriver:
@@ -34,12 +44,12 @@ def awslogs_driver(log_group: logs.ILogGroup, stream_prefix: str) -> ecs.LogDriv
     )
 
 
-def container_health_check(command: Sequence[str]) -> ecs.HealthCheck:
-    """The health check both images get: every 30 s, 3 misses to unhealthy, and 30 s of
-    grace at start (the worker's first heartbeat, the app's first answer)."""
+def container_health_check(command: Sequence[str], *, interval: Duration = Duration.seconds(30)) -> ecs.HealthCheck:
+    """The health check both images get: every 30 s (the worker: 10 s), 3 misses to
+    unhealthy, and 30 s of grace at start (the worker's first heartbeat, the app's first answer)."""
     return ecs.HealthCheck(
         command=list(command),
-        interval=Duration.seconds(30),
+        interval=interval,
         timeout=Duration.seconds(5),
         retries=3,
         start_period=Duration.seconds(30),
@@ -64,6 +74,8 @@ class ClockWorkerSidecar(Construct):
 
     `enable_execute_command`: the task runs with ECS Exec, so the worker's root filesystem
     stays writable (the SSM agent needs it) and it gets an init process.
+    `clockbound_segment`: the worker keeps a ClockBound segment on a task volume at
+    /var/run/clockbound, which `share_segment` mounts read-only into other containers.
     In the `cloudwatch` sink the task role may call `cloudwatch:PutMetricData` for the
     configured namespace only; in the `emf` sink it gets no CloudWatch permission at all
     (the awslogs driver, with the execution role, carries the metric lines).
@@ -82,6 +94,7 @@ class ClockWorkerSidecar(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         enable_execute_command: bool = False,
+        clockbound_segment: bool = True,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(task_definition, ecs.FargateTaskDefinition):
@@ -91,8 +104,12 @@ class ClockWorkerSidecar(Construct):
             )
         if task_definition.find_container(WORKER_CONTAINER_NAME) is not None:
             raise ClockPropsError(f"task_definition already has a container named {WORKER_CONTAINER_NAME!r}")
+        if not isinstance(clockbound_segment, bool):
+            raise ClockPropsError(f"clockbound_segment must be True or False, got {clockbound_segment!r}")
+        self.segment_path = contract.CLOCKBOUND_SHM_PATH if clockbound_segment else None
         # Validates app_port (clockcore's rule for CLOCK_APP_PORT) before anything is built.
-        environment = settings.worker_environment(app_port=app_port)
+        environment = settings.worker_environment(app_port=app_port, clockbound_shm=self.segment_path)
+        self._task_definition = task_definition
 
         self.settings = settings
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=log_removal_policy)
@@ -106,7 +123,11 @@ class ClockWorkerSidecar(Construct):
             restart_attempt_period=Duration.seconds(60),
             environment=environment,
             logging=awslogs_driver(self.log_group, "worker"),
-            health_check=container_health_check(WORKER_HEALTH_CHECK_COMMAND),
+            # Every 10 s: containers that wait for its HEALTHY (a synchronized sample) start
+            # 10 s after it, not 30.
+            health_check=container_health_check(WORKER_HEALTH_CHECK_COMMAND, interval=Duration.seconds(10)),
+            # What a container waiting for its HEALTHY waits at most (ECS: the dependency's startTimeout).
+            start_timeout=WORKER_START_TIMEOUT,
             # ECS Exec's SSM agent writes to the container's root; AWS does not support
             # Exec with a read-only root, so with Exec on the worker's root is writable.
             readonly_root_filesystem=not enable_execute_command,
@@ -115,6 +136,11 @@ class ClockWorkerSidecar(Construct):
             stop_timeout=Duration.seconds(10),
         )
         add_scratch_volume(task_definition, self.container, "clock-worker-tmp")
+        if self.segment_path is not None:
+            task_definition.add_volume(name=CLOCKBOUND_VOLUME)
+            self.container.add_mount_points(
+                ecs.MountPoint(container_path=CLOCKBOUND_DIR, source_volume=CLOCKBOUND_VOLUME, read_only=False)
+            )
 
         self.put_metric_data_policy: iam.Policy | None = None
         if settings.publishes_with_api:
@@ -141,3 +167,26 @@ class ClockWorkerSidecar(Construct):
                     "the statement is limited to one namespace with the cloudwatch:namespace condition",
                 )
             )
+
+    def share_segment(self, containers: Sequence[ecs.ContainerDefinition], *, wait_for_clock_sync: bool) -> None:
+        """Mount the segment's folder read-only into `containers` and tell them its path;
+        with `wait_for_clock_sync`, each starts only once the worker is HEALTHY, that is
+        once it has written a synchronized sample (what `cbctl waitsync` does on EC2)."""
+        for container in containers:
+            if self.segment_path is not None:
+                container.add_mount_points(
+                    ecs.MountPoint(container_path=CLOCKBOUND_DIR, source_volume=CLOCKBOUND_VOLUME, read_only=True)
+                )
+                container.add_environment(contract.ENV_CLOCKBOUND_SHM, self.segment_path)
+            if wait_for_clock_sync:
+                container.add_container_dependencies(
+                    ecs.ContainerDependency(container=self.container, condition=ecs.ContainerDependencyCondition.HEALTHY)
+                )
+
+    def other_containers(self) -> list[ecs.ContainerDefinition]:
+        """The task definition's containers besides the worker, as added so far."""
+        return [
+            child
+            for child in self._task_definition.node.children
+            if isinstance(child, ecs.ContainerDefinition) and child is not self.container
+        ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
@@ -35,6 +37,12 @@ class ClockTaskMonitoring(Construct):
     does not notify), and its tasks start only after the worker's IAM policy exists.
     `enable_execute_command`: set it when the service runs with ECS Exec, so the worker's
     root filesystem is writable as the SSM agent needs.
+    `clockbound_segment` (default True): the worker keeps a ClockBound segment at
+    /var/run/clockbound/shm0 on a task volume, mounted read-only into `clockbound_readers`
+    (default: every other container the task definition has when this construct is made),
+    which get CLOCK_CLOCKBOUND_SHM too: any ClockBound client there reads bounded time.
+    `wait_for_clock_sync` (default False here): those containers start only once the
+    worker is HEALTHY, i.e. has written a synchronized sample (ECS gives up after 120 s).
     """
 
     def __init__(
@@ -53,12 +61,22 @@ class ClockTaskMonitoring(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         enable_execute_command: bool = False,
+        clockbound_segment: bool = True,
+        clockbound_readers: Sequence[ecs.ContainerDefinition] | None = None,
+        wait_for_clock_sync: bool = False,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(architecture, TaskArchitecture):
             raise ClockPropsError(f"architecture must be a TaskArchitecture (X86_64 or ARM64), got {architecture!r}")
         validate_alarm_email(alarm_email, alarm_topic)
         settings = clock_props(clock).resolve(default_service_name=default_clock_service_name(self))
+        if not isinstance(wait_for_clock_sync, bool):
+            raise ClockPropsError(f"wait_for_clock_sync must be True or False, got {wait_for_clock_sync!r}")
+        for reader in clockbound_readers or ():
+            if not isinstance(reader, ecs.ContainerDefinition) or reader.task_definition is not task_definition:
+                raise ClockPropsError(
+                    f"clockbound_readers must be containers of task_definition, got {reader!r}"
+                )
         self.settings = settings
 
         self.sidecar = ClockWorkerSidecar(
@@ -72,8 +90,12 @@ class ClockTaskMonitoring(Construct):
             log_retention=log_retention,
             log_removal_policy=removal_policy,
             enable_execute_command=enable_execute_command,
+            clockbound_segment=clockbound_segment,
         )
         self.worker_container = self.sidecar.container
+        readers = list(clockbound_readers) if clockbound_readers is not None else self.sidecar.other_containers()
+        self.sidecar.share_segment(readers, wait_for_clock_sync=wait_for_clock_sync)
+        self.clockbound_readers = readers
 
         # Per-task filters name only what is fixed at deploy time (the `Service` value is
         # added by ClockMetrics); the seed profile's set has Family and ClusterName.

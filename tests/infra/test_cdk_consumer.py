@@ -52,7 +52,10 @@ def test_consumers_own_image_runs_next_to_our_worker(consumer_service: Synthesiz
     assert app["Image"] == CONSUMER_IMAGE
     assert app["PortMappings"] == [{"ContainerPort": 80, "Protocol": "tcp"}]
     # Not our app: no clock-gate settings, no health-check command it may not have.
-    assert "Environment" not in app and "HealthCheck" not in app
+    # Only the ClockBound segment's path, for any ClockBound client in it; it starts on a synchronized clock.
+    assert app["Environment"] == [{"Name": contract.ENV_CLOCKBOUND_SHM, "Value": contract.CLOCKBOUND_SHM_PATH}]
+    assert "HealthCheck" not in app
+    assert app["DependsOn"] == [{"Condition": "HEALTHY", "ContainerName": "clock-worker"}]
     assert app.get("ReadonlyRootFilesystem") is False
     worker = synth.container("clock-worker")
     assert "Fn::Sub" in worker["Image"], "the worker is still our image asset"

@@ -115,9 +115,11 @@ def test_root_filesystems_are_read_only_with_a_writable_tmp(demo: Synthesized):
     for name in (APP, WORKER):
         container = demo.container(name)
         assert container["ReadonlyRootFilesystem"] is True
-        (mount,) = container["MountPoints"]
-        assert mount["ContainerPath"] == "/tmp" and mount["ReadOnly"] is False
-        assert mount["SourceVolume"] in volumes
+        # Writable: /tmp only (the worker also writes the ClockBound segment's folder).
+        writable = [mount for mount in container["MountPoints"] if not mount["ReadOnly"]]
+        expected = ["/tmp", "/var/run/clockbound"] if name == WORKER else ["/tmp"]
+        assert [mount["ContainerPath"] for mount in writable] == expected
+        assert all(mount["SourceVolume"] in volumes for mount in container["MountPoints"])
 
 
 def test_logs_go_to_awslogs_with_retention(demo: Synthesized, variant: Synthesized):
@@ -206,6 +208,8 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         contract.ENV_INTERVAL: "10",
         contract.ENV_MAX_DRIFT_PPM: "50",
         contract.ENV_THRESHOLD_MS: "1",
+        contract.ENV_MAX_REFERENCE_AGE: "120",
+        contract.ENV_CLOCKBOUND_SHM: "/var/run/clockbound/shm0",
         contract.ENV_APP_STATS_URL: "http://127.0.0.1:8080" + contract.APP_STATS_PATH,
     }
 
@@ -216,6 +220,7 @@ def test_app_environment_uses_the_alarm_threshold(demo: Synthesized, variant: Sy
         contract.ENV_CACHE_TTL: "1",
         contract.ENV_MAX_REFERENCE_AGE: "120",
         contract.ENV_MAX_DRIFT_PPM: "50",
+        contract.ENV_CLOCKBOUND_SHM: "/var/run/clockbound/shm0",
     }
     assert env_of(variant.container(APP))[contract.ENV_THRESHOLD_MS] == "2.5"
 

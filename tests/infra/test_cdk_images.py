@@ -36,3 +36,14 @@ def test_images_declare_the_scratch_volume(dockerfile: str):
 def test_images_run_as_the_user_the_construct_expects(dockerfile: str):
     text = (CONTAINERS_DIR / dockerfile).read_text()
     assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE), "non-root uid 10001"
+
+
+def test_the_worker_image_declares_the_clockbound_folder_it_writes():
+    """The segment's task volume is created from the worker image's folder (owned by
+    10001), so the worker can write it under a read-only root on Fargate."""
+    from clock_stack.sidecar import CLOCKBOUND_DIR
+
+    assert CLOCKBOUND_DIR == "/var/run/clockbound"
+    assert CLOCKBOUND_DIR in declared_volumes(WORKER_DOCKERFILE)
+    text = (CONTAINERS_DIR / WORKER_DOCKERFILE).read_text()
+    assert re.search(rf"chown 10001:10001 {CLOCKBOUND_DIR}", text)

@@ -359,8 +359,9 @@ def test_the_synthesized_environment_is_what_the_settings_layer_writes(edges):
     settings: ClockSettings = service.settings
     worker_environment = environment_of(synth, "clock-worker")
     app_environment = environment_of(synth, "app")
-    assert worker_environment == settings.worker_environment(app_port=contract.DEFAULT_APP_PORT)
-    assert app_environment == settings.app_environment()
+    segment = contract.CLOCKBOUND_SHM_PATH
+    assert worker_environment == settings.worker_environment(app_port=contract.DEFAULT_APP_PORT, clockbound_shm=segment)
+    assert app_environment == settings.app_environment(clockbound_shm=segment)
     # Choices arrive canonical; numbers as written; and both containers start with it.
     assert worker_environment[contract.ENV_SINK] == "cloudwatch"
     assert worker_environment[contract.ENV_PROFILE] == "seed"

@@ -1,7 +1,8 @@
 """Container health check: `python -m clock_worker.healthcheck`.
 
-Exit 0 when the worker's heartbeat file was touched within 3 sampling intervals, else
-exit 1 with one line saying why. It reads the same CLOCK_INTERVAL_SECONDS and
+Exit 0 when the worker's heartbeat file was touched within 3 sampling intervals and
+the worker has taken a synchronized sample (written to its ClockBound segment, when it
+keeps one), else exit 1 with one line saying why. It reads the same CLOCK_INTERVAL_SECONDS and
 CLOCK_HEARTBEAT_FILE as the worker (a health check runs in the worker's container).
 """
 
@@ -14,6 +15,7 @@ from typing import Mapping
 
 from clockcore.errors import SettingError
 
+from clock_worker.heartbeat import SYNCHRONIZED
 from clock_worker.settings import parse_heartbeat_file, parse_interval
 
 FRESH_WITHIN_INTERVALS = 3
@@ -27,6 +29,8 @@ def check(env: Mapping[str, str], *, now: float | None = None) -> tuple[bool, st
     path = parse_heartbeat_file(env)
     try:
         modified = os.stat(path).st_mtime
+        with open(path, encoding="ascii", errors="replace") as heartbeat:
+            state = heartbeat.readline().strip()
     except FileNotFoundError:
         return False, f"unhealthy: no heartbeat file {path} (worker not started, or not looping)"
     except OSError as error:
@@ -35,7 +39,12 @@ def check(env: Mapping[str, str], *, now: float | None = None) -> tuple[bool, st
     limit_s = FRESH_WITHIN_INTERVALS * interval_s
     if age_s > limit_s:
         return False, f"unhealthy: last heartbeat {age_s:.1f} s ago, limit {limit_s:g} s ({FRESH_WITHIN_INTERVALS} intervals)"
-    return True, f"healthy: last heartbeat {max(age_s, 0.0):.1f} s ago"
+    if state != SYNCHRONIZED:
+        return False, (
+            f"unhealthy: no synchronized clock sample yet (the worker loops, last {max(age_s, 0.0):.1f} s ago; "
+            "the task metadata reports no synchronized clock, or the ClockBound segment cannot be written)"
+        )
+    return True, f"healthy: last heartbeat {max(age_s, 0.0):.1f} s ago, clock synchronized"
 
 
 def main() -> int:

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Protocol
 
 from clockcore import contract
+from clockcore.clockbound import SegmentStatus
 from clockcore.heap import freeze_start_up_heap
 
 from clock_worker.app_stats import AppStatsPoller
@@ -24,6 +25,7 @@ from clock_worker.logs import log_event
 from clock_worker.metrics import MetricBuilder, SampleMetrics
 from clock_worker.sampler import Sampler, SampleFailure
 from clock_worker.scheduler import MonotonicSchedule
+from clock_worker.segment import ClockBoundSegment
 from clock_worker.settings import WorkerSettings
 
 log = logging.getLogger("clock_worker")
@@ -90,6 +92,18 @@ class Worker:
         )
         self._heartbeat = Heartbeat(settings.heartbeat_file)
         self._cron = CronRunner(settings.cron_jobs, timeout_s=settings.job_timeout_s)
+        self._segment = (
+            ClockBoundSegment(
+                settings.clockbound_shm,
+                interval_s=settings.interval_s,
+                max_reference_age_s=settings.max_reference_age_s,
+            )
+            if settings.clockbound_shm is not None
+            else None
+        )
+        # Healthy only once a synchronized sample was taken (and, with a segment, written):
+        # a task waiting on the worker's health starts on a clock that can be trusted.
+        self.synchronized = False
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if self._stop_requested_at is None:
@@ -106,6 +120,14 @@ class Worker:
     def run_once(self) -> SampleMetrics:
         assert self._sink is not None
         outcome = self._sampler.sample()
+        reading = None if isinstance(outcome, SampleFailure) else outcome
+        if self._segment is not None:
+            # First: the segment is what the task's clients read; the metrics can wait.
+            written = self._segment.update(reading)
+            if written is SegmentStatus.SYNCHRONIZED:
+                self.synchronized = True
+        elif reading is not None and reading.synchronized:
+            self.synchronized = True
         operations = self._app_stats.poll() if self._app_stats is not None else None
         metrics = self._builder.build(outcome, operations)
         self._sink.publish(metrics)
@@ -124,6 +146,7 @@ class Worker:
             interval_s=settings.interval_s, storage_resolution=settings.storage_resolution,
             publish_max_delay_s=settings.publish_max_delay_s, threshold_ms=settings.threshold_ms,
             app_stats_url=settings.app_stats_url, cron_jobs=len(settings.cron_jobs),
+            clockbound_shm=str(settings.clockbound_shm) if settings.clockbound_shm else None,
         )
         if settings.unknown_settings:
             log_event(log, logging.WARNING, "unknown_settings",
@@ -131,7 +154,7 @@ class Worker:
                       settings=list(settings.unknown_settings))
         if self._sink is None:
             self._sink = make_sink(settings)
-        self._heartbeat.beat()
+        self._heartbeat.beat(synchronized=False)
         self._cron.start()
         frozen = freeze_start_up_heap()
         log_event(log, logging.DEBUG, "start_up_heap_frozen",
@@ -139,7 +162,7 @@ class Worker:
         schedule = MonotonicSchedule(settings.interval_s)
         while not self._stop.is_set():
             self.run_once()
-            self._heartbeat.beat()
+            self._heartbeat.beat(synchronized=self.synchronized)
             delay_s, skipped = schedule.advance()
             if skipped:
                 log_event(log, logging.WARNING, "samples_skipped",
@@ -153,6 +176,8 @@ class Worker:
         deadline = (self._stop_requested_at or time.monotonic()) + SHUTDOWN_BUDGET_S
         self._cron.stop()
         self._sampler.close()
+        if self._segment is not None:
+            self._segment.close()
         if self._app_stats is not None:
             self._app_stats.close()
         if self._sink is not None:
