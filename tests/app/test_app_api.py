@@ -288,3 +288,25 @@ def test_local_mode_reports_a_missing_emulator_as_502(serve_app):
     with app.client() as client:
         answer = client.post("/api/local/scenario", json={"scenario": "ok"})
     assert answer.status_code == 502 and answer.json()["error"] == "emulator_unavailable"
+
+
+def test_the_hot_answers_are_spelled_as_their_documented_models():
+    """The gated route and its twin serialize TypedDicts (no model per request): the same bytes."""
+    from datetime import datetime, timedelta, timezone
+
+    from clock_app.models import (
+        OPERATION_BODY,
+        UNGATED_OPERATION_BODY,
+        BoundedTimeModel,
+        OperationResult,
+        UngatedOperationResult,
+    )
+    from clockcore import SyncStatus
+
+    now = datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=timezone.utc)
+    stamped = {"earliest": now - timedelta(microseconds=447), "latest": now, "status": SyncStatus.SYNCHRONIZED, "bound_ms": 0.4471}
+    body = {"operation_id": "ab" * 16, "label": "transfer-42", "timestamp": now, "stamped": stamped}
+    model = OperationResult(operation_id="ab" * 16, label="transfer-42", timestamp=now, stamped=BoundedTimeModel(**stamped))
+    assert OPERATION_BODY.dump_json(body) == model.model_dump_json().encode()
+    twin = {"operation_id": "cd" * 16, "label": "bench", "timestamp": now}
+    assert UNGATED_OPERATION_BODY.dump_json(twin) == UngatedOperationResult(**twin).model_dump_json().encode()

@@ -19,7 +19,8 @@ import pytest
 from clock_app.guard import ClockCheck, ClockGuard, SourceKind
 from clock_app.history import ReadingHistory
 from clock_app.settings import load_settings
-from clockcore import BoundedTime, VerdictReason
+from clock_app.segment import Stamp
+from clockcore import VerdictReason
 from clockcore.clockbound import SegmentRecord, SegmentStatus
 from segment_feed import Clocks, SegmentFeed, segment_source
 
@@ -49,7 +50,7 @@ def check(guard: ClockGuard) -> ClockCheck:
     return asyncio.run(guard.check())
 
 
-def admit(guard: ClockGuard) -> BoundedTime | ClockCheck:
+def admit(guard: ClockGuard) -> Stamp | ClockCheck:
     return asyncio.run(guard.admit())
 
 
@@ -85,7 +86,7 @@ def test_the_path_is_looked_at_once_per_second_whatever_the_request_rate(emulato
     clocks, stat = Clocks(), CountingStat()
     guard = make_guard(emulator, shm, clocks, stat_path=stat)
     for _ in range(2000):
-        assert isinstance(admit(guard), BoundedTime)
+        assert isinstance(admit(guard), Stamp)
     assert stat.calls == 1
     clocks.advance(1.0)
     admit(guard)
@@ -268,7 +269,7 @@ def test_the_stamp_is_bounded_by_the_segment_at_the_verdicts_instant(emulator, s
     )
     feed.write(record)
     stamp = admit(make_guard(emulator, shm, Clocks()))
-    assert isinstance(stamp, BoundedTime)
+    assert isinstance(stamp, Stamp)
     assert 0.4 <= stamp.bound_ms < 0.41  # 0.4 ms grown for the moments since as-of
     # [now - bound, now + bound], rounded outwards to whole microseconds.
     assert 2 * stamp.bound_ms <= (stamp.latest - stamp.earliest).total_seconds() * 1000 <= 2 * stamp.bound_ms + 0.002
@@ -363,3 +364,34 @@ def test_history_has_one_entry_per_record_not_per_request(serve_app, emulator, s
             client.post("/api/operations", json={"label": "x"})
         readings = client.get("/api/history").json()["readings"]
     assert len(readings) == 2 and all(entry["safe"] and entry["source"] == "clockbound" for entry in readings)
+
+
+def test_stamps_are_exact_microseconds():
+    """The stamp's datetimes come from fromtimestamp(us / 1e6), which must give exactly us."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from clock_app.segment import SegmentRead, SegmentSource
+    from clockcore import SyncStatus, Verdict
+
+    def record(bound_ns: int) -> SegmentRead:
+        return SegmentRead(
+            path="p", snapshot=None, judgement=None, verdict=Verdict(True), problem=None,
+            as_of_ns=0, bound_ns=bound_ns, max_drift_ppb=0, sync_status=SyncStatus.SYNCHRONIZED,
+        )  # fmt: skip
+
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    generator = random.Random(7)
+    now_ns = Clocks().realtime_ns()
+    instants = [now_ns + generator.randrange(-(10**15), 10**15) for _ in range(20_000)]
+    # Up to 2**32 s through the float division, beyond it through exact integer sums.
+    instants += [generator.randrange(0, 2**32 * 10**9) for _ in range(20_000)]
+    instants += [generator.randrange(2**32 * 10**9, 2**37 * 10**9) for _ in range(2_000)]
+    for realtime_ns in instants + [2**32 * 10**9 - 1000, 2**32 * 10**9, 999, 0]:
+        stamp = SegmentSource.stamp(record(0), realtime_ns, 0)
+        assert stamp.earliest == epoch + timedelta(microseconds=realtime_ns // 1000)
+        assert stamp.latest == epoch + timedelta(microseconds=-(-realtime_ns // 1000))
+    # Outwards: earliest rounds down, latest up.
+    stamp = SegmentSource.stamp(record(1), 1_700_000_000_000_000_500, 0)
+    assert stamp.earliest == epoch + timedelta(microseconds=1_700_000_000_000_000)
+    assert stamp.latest == epoch + timedelta(microseconds=1_700_000_000_000_001)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from clockcore import BoundedTime, commit_wait_for
+from clockcore import commit_wait_for
 from clock_app.guard import ClockCheck
 from clock_app.models import (
     BoundedTimeModel,
@@ -24,6 +24,9 @@ from clock_app.models import (
     HistoryEntryModel,
     HistoryResponse,
     Liveness,
+    OPERATION_BODY,
+    UNGATED_OPERATION_BODY,
+    OperationBody,
     OperationRequest,
     OperationResult,
     OperationStats,
@@ -31,6 +34,7 @@ from clock_app.models import (
     Refusal,
     SampleErrorModel,
     SegmentModel,
+    UngatedOperationBody,
     UngatedOperationResult,
 )
 from clock_app.services import Services, services
@@ -55,9 +59,10 @@ UNGATED_PATH = "/api/bench/operations-ungated"
 def json_answer(model: BaseModel, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize a response model once, in pydantic's Rust core.
 
-    Returning a Response skips FastAPI's re-validation of the returned model; the hot
-    routes (the gated operation and its benchmark twin alike) answer this way. The
-    return annotation still documents the schema.
+    Returning a Response skips FastAPI's re-validation of the returned model; the
+    refusals answer this way. The hot routes (the gated operation and its benchmark twin
+    alike) go one step further: a TypedDict serialized by a TypeAdapter, no model built
+    (models.OPERATION_BODY). The return annotation still documents the schema.
     """
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json", headers=headers)
 
@@ -137,11 +142,17 @@ async def run_operation(operation: OperationRequest, request: Request) -> Operat
     # The services come straight off the app (no Depends): this is the benchmarked hot path.
     svc: Services = request.app.state.services
     admitted = await svc.guard.admit()
-    if not isinstance(admitted, BoundedTime):
+    if isinstance(admitted, ClockCheck):
         return refusal(admitted, svc)  # type: ignore[return-value]  # documented 503
     svc.counters.allowed()
-    result = OperationResult(operation_id=uuid.uuid4().hex, label=operation.label, timestamp=admitted.latest, stamped=BoundedTimeModel.of(admitted))
-    return json_answer(result)  # type: ignore[return-value]
+    latest = admitted.latest
+    body: OperationBody = {
+        "operation_id": uuid.uuid4().hex,
+        "label": operation.label,
+        "timestamp": latest,
+        "stamped": {"earliest": admitted.earliest, "latest": latest, "status": admitted.status, "bound_ms": admitted.bound_ms},
+    }
+    return Response(OPERATION_BODY.dump_json(body), media_type="application/json")  # type: ignore[return-value]
 
 
 @bench_router.post(UNGATED_PATH, include_in_schema=False)
@@ -152,10 +163,11 @@ async def run_operation_ungated(operation: OperationRequest, request: Request) -
     the schema: it exists so the gate's cost can be measured, not to be called. It takes
     the same parameters as the gated route so FastAPI does the same work resolving them,
     and it sits in an included router like the gated route: FastAPI dispatches a route
-    added straight to the app through fewer layers, which a twin must not be given.
+    added straight to the app through fewer layers, which a twin must not be given. It
+    serializes its answer the way the gated route does (a TypedDict through a TypeAdapter).
     """
-    result = UngatedOperationResult(operation_id=uuid.uuid4().hex, label=operation.label, timestamp=datetime.now(timezone.utc))
-    return json_answer(result)  # type: ignore[return-value]
+    body: UngatedOperationBody = {"operation_id": uuid.uuid4().hex, "label": operation.label, "timestamp": datetime.now(timezone.utc)}
+    return Response(UNGATED_OPERATION_BODY.dump_json(body), media_type="application/json")  # type: ignore[return-value]
 
 
 @router.post(

@@ -39,7 +39,7 @@ import anyio.to_thread
 from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
 from clockcore.clockbound.verdict import SegmentLimits
 from clock_app.history import HistoryEntry, ReadingHistory
-from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, utc_from_ns
+from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, utc_from_ns
 from clock_app.settings import AppSettings
 
 log = logging.getLogger("clock_app.guard")
@@ -172,7 +172,7 @@ class ClockGuard:
                 return self._segment_check(segment, read, realtime_ns, monotonic_ns)
         return await self._metadata_check()
 
-    async def admit(self) -> BoundedTime | ClockCheck:
+    async def admit(self) -> Stamp | ClockCheck:
         """The gate: bounded now to stamp an operation with when SAFE, else the check to refuse with.
 
         The stamp is taken at the instant the verdict was checked, so its bound is the
@@ -187,28 +187,27 @@ class ClockGuard:
             if read is not None:
                 if read is not self._noted:
                     self._note_segment(read, realtime_ns)
-                snapshot = read.snapshot
-                if read.verdict.safe and snapshot is not None:
-                    return segment.bounded(snapshot, realtime_ns, monotonic_ns)
+                if read.verdict.safe:
+                    return segment.stamp(read, realtime_ns, monotonic_ns)
                 return self._segment_check(segment, read, realtime_ns, monotonic_ns)
         check = await self._metadata_check()
-        if check.verdict.safe and check.bounded is not None:
-            return check.bounded
+        bounded = check.bounded
+        if check.verdict.safe and bounded is not None:
+            return Stamp(bounded.earliest, bounded.latest, bounded.status, bounded.bound_ms)
         return check
 
     # ------------------------------------------------------------ the segment
     def _segment_check(self, segment: SegmentSource, read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> ClockCheck:
-        snapshot = read.snapshot
-        trusted = read.trusted and snapshot is not None
+        trusted = read.trusted
         return ClockCheck(
             verdict=read.verdict,
             at=utc_from_ns(realtime_ns),
             cache_age_s=0.0,  # read from shared memory at this check
             source=ClockSource(SourceKind.CLOCKBOUND, segment_path=segment.path),
-            bounded=segment.bounded(snapshot, realtime_ns, monotonic_ns) if trusted and snapshot is not None else None,
+            bounded=segment.bounded(read, realtime_ns, monotonic_ns) if trusted else None,
             segment=read,
             segment_monotonic_ns=monotonic_ns,
-            now=(lambda: segment.bounded_now(snapshot)) if trusted and snapshot is not None else None,
+            now=(lambda: segment.bounded_now(read)) if trusted else None,
         )
 
     def _note_segment(self, read: SegmentRead, realtime_ns: int) -> None:

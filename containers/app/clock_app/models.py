@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
 
 from clockcore import BoundedTime, ClockReading, SampleError, VerdictReason
 from clockcore.clockbound.reader import RESTART_GRACE_NS, ClockStatus as SegmentClockStatus, SegmentSnapshot
@@ -214,6 +215,35 @@ class UngatedOperationResult(BaseModel):
     operation_id: str
     label: str
     timestamp: datetime
+
+
+# The gated route and its benchmark twin serialize their answers through these: the same
+# JSON as OperationResult / UngatedOperationResult (the schema documents those models),
+# without building and validating a model per request (measured: 1.8 us instead of 3.5
+# for the gated answer, 1.0 instead of 1.9 for the twin's). tests/app/test_app_api.py
+# checks that both spell the same bytes.
+class StampedBody(TypedDict):
+    earliest: datetime
+    latest: datetime
+    status: SyncStatus
+    bound_ms: float
+
+
+class OperationBody(TypedDict):
+    operation_id: str
+    label: str
+    timestamp: datetime
+    stamped: StampedBody
+
+
+class UngatedOperationBody(TypedDict):
+    operation_id: str
+    label: str
+    timestamp: datetime
+
+
+OPERATION_BODY = TypeAdapter(OperationBody)
+UNGATED_OPERATION_BODY = TypeAdapter(UngatedOperationBody)
 
 
 class CommitRequest(StrictBody):

@@ -41,7 +41,7 @@ from typing import Callable
 from clockcore import BoundedTime, SyncStatus, Verdict, VerdictReason
 from clockcore.clockbound import ClockBoundError, ClockBoundReader, ClockStatus, SegmentSnapshot
 from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE, MIN_SEGMENT_SIZE
-from clockcore.clockbound.verdict import SegmentJudgement, SegmentLimits, grown_bound_ns, judge_segment
+from clockcore.clockbound.verdict import SegmentJudgement, SegmentLimits, judge_segment
 
 NS_PER_S = 1_000_000_000
 PROBE_INTERVAL_NS = NS_PER_S
@@ -50,6 +50,9 @@ PROBE_INTERVAL_NS = NS_PER_S
 # per generation, instead of the reader's default ten thousand.
 MAX_COPY_ATTEMPTS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Below this many µs since the epoch (2**32 s, the year 2106) a float division gives a
+# datetime its exact microsecond (see SegmentSource.stamp).
+EXACT_FLOAT_US_LIMIT = 2**32 * 1_000_000
 
 # The stored status as the metadata path names it. Disrupted records are never shown as
 # a reading (judge_segment does not trust them), so they need no name here.
@@ -66,6 +69,17 @@ STATUS_NAMES = {
     ClockStatus.FREE_RUNNING: "FreeRunning",
     ClockStatus.DISRUPTED: "Disrupted",
 }
+
+
+@dataclass(slots=True)
+class Stamp:
+    """Bounded now as the gate stamps an operation with it: BoundedTime's fields in a
+    plain slotted class (0.1 µs to build; a frozen dataclass takes 0.6-0.9)."""
+
+    earliest: datetime
+    latest: datetime
+    status: SyncStatus
+    bound_ms: float
 
 
 def coarse_monotonic_ns() -> int:
@@ -86,6 +100,11 @@ class SegmentRead:
     judgement: SegmentJudgement | None  # None: not judged (unreadable)
     verdict: Verdict
     problem: str | None  # None, or a word: void, disrupted, busy, bad_magic, permission, ...
+    # What a stamp needs, unpacked once per record (the hot path reads nothing else).
+    as_of_ns: int = 0
+    bound_ns: int = 0
+    max_drift_ppb: int = 0
+    sync_status: SyncStatus = SyncStatus.UNKNOWN
 
     @property
     def trusted(self) -> bool:
@@ -177,7 +196,17 @@ class SegmentSource:
 
     def _judge(self, snapshot: SegmentSnapshot, monotonic_ns: int) -> SegmentRead:
         judgement = judge_segment(snapshot, monotonic_ns=monotonic_ns, limits=self.limits, path=self.path)
-        read = SegmentRead(path=self.path, snapshot=snapshot, judgement=judgement, verdict=judgement.verdict, problem=judgement.problem)
+        read = SegmentRead(
+            path=self.path,
+            snapshot=snapshot,
+            judgement=judgement,
+            verdict=judgement.verdict,
+            problem=judgement.problem,
+            as_of_ns=snapshot.as_of.ns,
+            bound_ns=snapshot.bound_ns,
+            max_drift_ppb=snapshot.max_drift_ppb,
+            sync_status=SYNC_STATUS[snapshot.status],
+        )
         self._read = read
         return read
 
@@ -246,19 +275,43 @@ class SegmentSource:
         self._close()
 
     # ------------------------------------------------------------ bounded time
-    def bounded(self, snapshot: SegmentSnapshot, realtime_ns: int, monotonic_ns: int) -> BoundedTime:
+    @staticmethod
+    def stamp(read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> Stamp:
         """Bounded time from a record at these clock readings: [now - grown bound, now + grown bound].
 
         The same growth `judge_segment` uses, so a stamp taken at the instant a SAFE
         verdict was checked never carries a bound over the threshold. Rounded outwards to
-        whole microseconds (a datetime's resolution).
+        whole microseconds (a datetime's resolution). The gate's hot path: about 1 µs.
         """
-        grown = grown_bound_ns(snapshot.bound_ns, snapshot.max_drift_ppb, monotonic_ns - snapshot.as_of.ns)
-        earliest = _EPOCH + timedelta(microseconds=(realtime_ns - grown) // 1000)
-        latest = _EPOCH + timedelta(microseconds=-(-(realtime_ns + grown) // 1000))
-        return BoundedTime(earliest=earliest, latest=latest, status=SYNC_STATUS[snapshot.status], bound_ms=grown / 1e6)
+        elapsed_ns = monotonic_ns - read.as_of_ns
+        grown = read.bound_ns + (-(-elapsed_ns * read.max_drift_ppb // NS_PER_S) if elapsed_ns > 0 else 0)
+        earliest_us = (realtime_ns - grown) // 1000
+        latest_us = -(-(realtime_ns + grown) // 1000)
+        if latest_us < EXACT_FLOAT_US_LIMIT:
+            # fromtimestamp(us / 1e6) is exactly `us` microseconds below 2**32 s (the year
+            # 2106): the division's error stays under half a float step there (0.12 µs at
+            # today's epoch seconds, 0.48 µs at 2**32), inside the half microsecond
+            # fromtimestamp rounds to; 0.3 µs where epoch + timedelta takes 0.45.
+            # tests/app/test_app_segment.py checks it against the exact sum.
+            return Stamp(
+                datetime.fromtimestamp(earliest_us / 1e6, timezone.utc),
+                datetime.fromtimestamp(latest_us / 1e6, timezone.utc),
+                read.sync_status,
+                grown / 1e6,
+            )
+        return Stamp(
+            _EPOCH + timedelta(microseconds=earliest_us),
+            _EPOCH + timedelta(microseconds=latest_us),
+            read.sync_status,
+            grown / 1e6,
+        )
 
-    def bounded_now(self, snapshot: SegmentSnapshot) -> BoundedTime:
+    def bounded(self, read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> BoundedTime:
+        """`stamp` as clockcore's BoundedTime."""
+        stamp = self.stamp(read, realtime_ns, monotonic_ns)
+        return BoundedTime(earliest=stamp.earliest, latest=stamp.latest, status=stamp.status, bound_ms=stamp.bound_ms)
+
+    def bounded_now(self, read: SegmentRead) -> BoundedTime:
         """`bounded` at this moment (CLOCK_REALTIME read first, as ClockBound's client does)."""
         realtime_ns = self.realtime_ns()
-        return self.bounded(snapshot, realtime_ns, self.monotonic_ns())
+        return self.bounded(read, realtime_ns, self.monotonic_ns())
