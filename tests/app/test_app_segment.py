@@ -20,7 +20,7 @@ from clock_app.guard import ClockCheck, ClockGuard, SourceKind
 from clock_app.history import ReadingHistory
 from clock_app.settings import load_settings
 from clock_app.segment import Stamp
-from clockcore import VerdictReason
+from clockcore import SyncStatus, VerdictReason
 from clockcore.clockbound import SegmentRecord, SegmentStatus
 from segment_feed import Clocks, SegmentFeed, segment_source
 
@@ -86,7 +86,7 @@ def test_the_path_is_looked_at_once_per_second_whatever_the_request_rate(emulato
     clocks, stat = Clocks(), CountingStat()
     guard = make_guard(emulator, shm, clocks, stat_path=stat)
     for _ in range(2000):
-        assert isinstance(admit(guard), Stamp)
+        assert isinstance(admit(guard), tuple)  # a stamp: (earliest, latest, status, bound_ms)
     assert stat.calls == 1
     clocks.advance(1.0)
     admit(guard)
@@ -269,10 +269,12 @@ def test_the_stamp_is_bounded_by_the_segment_at_the_verdicts_instant(emulator, s
     )
     feed.write(record)
     stamp = admit(make_guard(emulator, shm, Clocks()))
-    assert isinstance(stamp, Stamp)
-    assert 0.4 <= stamp.bound_ms < 0.41  # 0.4 ms grown for the moments since as-of
+    assert isinstance(stamp, tuple)
+    earliest, latest, status, bound_ms = stamp
+    assert status is SyncStatus.SYNCHRONIZED
+    assert 0.4 <= bound_ms < 0.41  # 0.4 ms grown for the moments since as-of
     # [now - bound, now + bound], rounded outwards to whole microseconds.
-    assert 2 * stamp.bound_ms <= (stamp.latest - stamp.earliest).total_seconds() * 1000 <= 2 * stamp.bound_ms + 0.002
+    assert 2 * bound_ms <= (latest - earliest).total_seconds() * 1000 <= 2 * bound_ms + 0.002
 
 
 # ---------------------------------------------------------------- through the API
@@ -389,9 +391,8 @@ def test_stamps_are_exact_microseconds():
     instants += [generator.randrange(2**32 * 10**9, 2**37 * 10**9) for _ in range(2_000)]
     for realtime_ns in instants + [2**32 * 10**9 - 1000, 2**32 * 10**9, 999, 0]:
         stamp = SegmentSource.stamp(record(0), realtime_ns, 0)
-        assert stamp.earliest == epoch + timedelta(microseconds=realtime_ns // 1000)
-        assert stamp.latest == epoch + timedelta(microseconds=-(-realtime_ns // 1000))
+        assert stamp[0] == epoch + timedelta(microseconds=realtime_ns // 1000)
+        assert stamp[1] == epoch + timedelta(microseconds=-(-realtime_ns // 1000))
     # Outwards: earliest rounds down, latest up.
     stamp = SegmentSource.stamp(record(1), 1_700_000_000_000_000_500, 0)
-    assert stamp.earliest == epoch + timedelta(microseconds=1_700_000_000_000_000)
-    assert stamp.latest == epoch + timedelta(microseconds=1_700_000_000_000_001)
+    assert stamp[:2] == (epoch + timedelta(microseconds=1_700_000_000_000_000), epoch + timedelta(microseconds=1_700_000_000_000_001))

@@ -39,7 +39,7 @@ import anyio.to_thread
 from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
 from clockcore.clockbound.verdict import SegmentLimits
 from clock_app.history import HistoryEntry, ReadingHistory
-from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, utc_from_ns
+from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, stamp_at, utc_from_ns
 from clock_app.settings import AppSettings
 
 log = logging.getLogger("clock_app.guard")
@@ -172,28 +172,41 @@ class ClockGuard:
                 return self._segment_check(segment, read, realtime_ns, monotonic_ns)
         return await self._metadata_check()
 
+    def try_admit(self) -> Stamp | ClockCheck | None:
+        """The gate without awaiting: what `admit` gives when the segment answers; None
+        when the metadata endpoint answers (then await `admit`)."""
+        segment = self._segment
+        if segment is None:
+            return None
+        # CLOCK_REALTIME first, then the monotonic clock, as ClockBound's client reads them.
+        realtime_ns = segment.realtime_ns()
+        monotonic_ns = segment.monotonic_ns()
+        hot = segment.hot
+        if hot is not None and monotonic_ns < hot[0] and segment.generation_now() == hot[1]:
+            # The hot path: the record is unchanged and its SAFE verdict still holds.
+            return stamp_at(hot[2], hot[3], hot[4], hot[5], realtime_ns, monotonic_ns)
+        read = segment.current(monotonic_ns)
+        if read is None:
+            return None
+        if read is not self._noted:
+            self._note_segment(read, realtime_ns)
+        if read.verdict.safe:
+            return segment.stamp(read, realtime_ns, monotonic_ns)
+        return self._segment_check(segment, read, realtime_ns, monotonic_ns)
+
     async def admit(self) -> Stamp | ClockCheck:
         """The gate: bounded now to stamp an operation with when SAFE, else the check to refuse with.
 
         The stamp is taken at the instant the verdict was checked, so its bound is the
         one the verdict allowed.
         """
-        segment = self._segment
-        if segment is not None:
-            # CLOCK_REALTIME first, then the monotonic clock, as ClockBound's client reads them.
-            realtime_ns = segment.realtime_ns()
-            monotonic_ns = segment.monotonic_ns()
-            read = segment.current(monotonic_ns)
-            if read is not None:
-                if read is not self._noted:
-                    self._note_segment(read, realtime_ns)
-                if read.verdict.safe:
-                    return segment.stamp(read, realtime_ns, monotonic_ns)
-                return self._segment_check(segment, read, realtime_ns, monotonic_ns)
+        admitted = self.try_admit()
+        if admitted is not None:
+            return admitted
         check = await self._metadata_check()
         bounded = check.bounded
         if check.verdict.safe and bounded is not None:
-            return Stamp(bounded.earliest, bounded.latest, bounded.status, bounded.bound_ms)
+            return (bounded.earliest, bounded.latest, bounded.status, bounded.bound_ms)
         return check
 
     # ------------------------------------------------------------ the segment

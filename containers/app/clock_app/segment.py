@@ -31,6 +31,7 @@ check: its sentences carry numbers that keep changing.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import time
@@ -53,6 +54,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Below this many µs since the epoch (2**32 s, the year 2106) a float division gives a
 # datetime its exact microsecond (see SegmentSource.stamp).
 EXACT_FLOAT_US_LIMIT = 2**32 * 1_000_000
+_UTC = timezone.utc
+_from_timestamp = datetime.fromtimestamp
 
 # The stored status as the metadata path names it. Disrupted records are never shown as
 # a reading (judge_segment does not trust them), so they need no name here.
@@ -71,19 +74,40 @@ STATUS_NAMES = {
 }
 
 
-@dataclass(slots=True)
-class Stamp:
-    """Bounded now as the gate stamps an operation with it: BoundedTime's fields in a
-    plain slotted class (0.1 µs to build; a frozen dataclass takes 0.6-0.9)."""
+# Bounded now as the gate stamps an operation with it: (earliest, latest, status,
+# bound_ms), BoundedTime's fields in a plain tuple. The hot path builds one per request,
+# in C (a frozen dataclass takes 0.6-0.9 µs, a slotted class's __init__ is a Python frame).
+Stamp = tuple[datetime, datetime, SyncStatus, float]
 
-    earliest: datetime
-    latest: datetime
-    status: SyncStatus
-    bound_ms: float
+# CLOCK_MONOTONIC_COARSE in ns, as a C-level callable (no Python frame per call).
+coarse_monotonic_ns: Callable[[], int] = functools.partial(time.clock_gettime_ns, CLOCK_MONOTONIC_COARSE)
 
 
-def coarse_monotonic_ns() -> int:
-    return time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+def stamp_at(
+    as_of_ns: int, bound_ns: int, max_drift_ppb: int, status: SyncStatus, realtime_ns: int, monotonic_ns: int
+) -> Stamp:
+    """Bounded time from a record at these clock readings: [now - grown bound, now + grown bound].
+
+    The growth `judge_segment` uses (rounded up), so a stamp taken at the instant a SAFE
+    verdict was checked never carries a bound over the threshold. Rounded outwards to
+    whole microseconds (a datetime's resolution).
+    """
+    elapsed_ns = monotonic_ns - as_of_ns
+    grown = bound_ns + (-(-elapsed_ns * max_drift_ppb // 1_000_000_000) if elapsed_ns > 0 else 0)
+    earliest_us = (realtime_ns - grown) // 1000
+    latest_us = -(-(realtime_ns + grown) // 1000)
+    if latest_us < EXACT_FLOAT_US_LIMIT:
+        # fromtimestamp(us / 1e6) is exactly `us` microseconds below 2**32 s (the year
+        # 2106): the division's error stays under half a float step there (0.12 µs at
+        # today's epoch seconds, 0.48 µs at 2**32), inside the half microsecond
+        # fromtimestamp rounds to; 0.3 µs where epoch + timedelta takes 0.45.
+        # tests/app/test_app_segment.py checks it against the exact sum.
+        return (_from_timestamp(earliest_us / 1e6, _UTC), _from_timestamp(latest_us / 1e6, _UTC), status, grown / 1e6)
+    return (_EPOCH + timedelta(microseconds=earliest_us), _EPOCH + timedelta(microseconds=latest_us), status, grown / 1e6)
+
+
+def _no_generation() -> int:
+    return -1  # no reader: never equal to a generation, so the hot path never answers
 
 
 def utc_from_ns(ns: int) -> datetime:
@@ -158,6 +182,13 @@ class SegmentSource:
         self._broken: SegmentRead | None = None
         self._read: SegmentRead | None = None  # the last read of the open reader
         self._failed_generation: int | None = None  # snapshot() failed at this generation
+        # The hot path (ClockGuard.try_admit): while `hot` is set, a record judged SAFE holds
+        # until its first instant (hot[0]: the verdict's end or the next look at the path,
+        # whichever comes first) as long as the generation word (`generation_now()`) stays
+        # hot[1]; hot[2:] is what stamp_at needs. Plain tuple and C callables: the check
+        # and the stamp run in one Python frame.
+        self.hot: tuple[int, int, int, int, int, SyncStatus] | None = None
+        self.generation_now: Callable[[], int] = _no_generation
 
     # ------------------------------------------------------------ which source answers
     def current(self, monotonic_ns: int, *, fresh: bool = False) -> SegmentRead | None:
@@ -183,12 +214,15 @@ class SegmentSource:
             elif generation == snapshot.generation or not generation or generation & 1:
                 judgement = read.judgement
                 if not fresh and judgement is not None and judgement.verdict.safe and monotonic_ns < judgement.valid_until_ns:
-                    return read  # the hot path: nothing changed, the SAFE verdict still holds
+                    if generation == snapshot.generation:
+                        self._arm(read)  # after a look at the path: the hot path again
+                    return read  # nothing changed, the SAFE verdict still holds
                 return self._judge(snapshot, monotonic_ns)
         try:
             snapshot = reader.snapshot()
         except ClockBoundError as error:
             self._failed_generation = generation
+            self.hot = None
             self._read = _unreadable(self.path, error, "cannot be read")
             return self._read
         self._failed_generation = None
@@ -208,11 +242,22 @@ class SegmentSource:
             sync_status=SYNC_STATUS[snapshot.status],
         )
         self._read = read
+        if judgement.verdict.safe:
+            self._arm(read)
+        else:
+            self.hot = None
         return read
+
+    def _arm(self, read: SegmentRead) -> None:
+        """Let the hot path answer from this SAFE read until its verdict ends or the next look at the path."""
+        assert read.judgement is not None and read.snapshot is not None
+        until_ns = min(read.judgement.valid_until_ns, self._next_probe_ns or 0)
+        self.hot = (until_ns, read.snapshot.generation, read.as_of_ns, read.bound_ns, read.max_drift_ppb, read.sync_status)
 
     def _probe(self, monotonic_ns: int) -> None:
         """Look at the path (at most once per probe interval): open, keep, re-open or drop the reader."""
         self._next_probe_ns = monotonic_ns + self._probe_interval_ns
+        self.hot = None  # judged again (cheaply) once the look is done
         try:
             info = self._stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -247,6 +292,7 @@ class SegmentSource:
                 self._fail(error, "cannot be opened")
             return
         self._reader = reader
+        self.generation_now = reader.generation_reader()
         self._file = (info.st_dev, info.st_ino)
         self._broken = None
         self.absent_note = ""
@@ -264,6 +310,8 @@ class SegmentSource:
         self.absent_note = ""
 
     def _close(self) -> None:
+        self.hot = None
+        self.generation_now = _no_generation
         if self._reader is not None:
             self._reader.close()
         self._reader = None
@@ -277,39 +325,13 @@ class SegmentSource:
     # ------------------------------------------------------------ bounded time
     @staticmethod
     def stamp(read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> Stamp:
-        """Bounded time from a record at these clock readings: [now - grown bound, now + grown bound].
-
-        The same growth `judge_segment` uses, so a stamp taken at the instant a SAFE
-        verdict was checked never carries a bound over the threshold. Rounded outwards to
-        whole microseconds (a datetime's resolution). The gate's hot path: about 1 µs.
-        """
-        elapsed_ns = monotonic_ns - read.as_of_ns
-        grown = read.bound_ns + (-(-elapsed_ns * read.max_drift_ppb // NS_PER_S) if elapsed_ns > 0 else 0)
-        earliest_us = (realtime_ns - grown) // 1000
-        latest_us = -(-(realtime_ns + grown) // 1000)
-        if latest_us < EXACT_FLOAT_US_LIMIT:
-            # fromtimestamp(us / 1e6) is exactly `us` microseconds below 2**32 s (the year
-            # 2106): the division's error stays under half a float step there (0.12 µs at
-            # today's epoch seconds, 0.48 µs at 2**32), inside the half microsecond
-            # fromtimestamp rounds to; 0.3 µs where epoch + timedelta takes 0.45.
-            # tests/app/test_app_segment.py checks it against the exact sum.
-            return Stamp(
-                datetime.fromtimestamp(earliest_us / 1e6, timezone.utc),
-                datetime.fromtimestamp(latest_us / 1e6, timezone.utc),
-                read.sync_status,
-                grown / 1e6,
-            )
-        return Stamp(
-            _EPOCH + timedelta(microseconds=earliest_us),
-            _EPOCH + timedelta(microseconds=latest_us),
-            read.sync_status,
-            grown / 1e6,
-        )
+        """`stamp_at` for a read."""
+        return stamp_at(read.as_of_ns, read.bound_ns, read.max_drift_ppb, read.sync_status, realtime_ns, monotonic_ns)
 
     def bounded(self, read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> BoundedTime:
         """`stamp` as clockcore's BoundedTime."""
-        stamp = self.stamp(read, realtime_ns, monotonic_ns)
-        return BoundedTime(earliest=stamp.earliest, latest=stamp.latest, status=stamp.status, bound_ms=stamp.bound_ms)
+        earliest, latest, status, bound_ms = self.stamp(read, realtime_ns, monotonic_ns)
+        return BoundedTime(earliest=earliest, latest=latest, status=status, bound_ms=bound_ms)
 
     def bounded_now(self, read: SegmentRead) -> BoundedTime:
         """`bounded` at this moment (CLOCK_REALTIME read first, as ClockBound's client does)."""
