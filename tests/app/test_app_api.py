@@ -256,6 +256,17 @@ def test_local_and_bench_routes_are_absent_by_default(live_app):
     assert not any(path.startswith(("/api/local", "/api/bench")) for path in paths)
 
 
+@pytest.mark.parametrize("twin_after", [False, True])
+def test_the_twin_is_routed_beside_the_gated_route(twin_after):
+    from clock_app.app import create_app
+    from clock_app.settings import load_settings
+
+    app = create_app(load_settings({"CLOCK_APP_BENCH_ROUTES": "on", "CLOCK_APP_BENCH_TWIN_AFTER": "on" if twin_after else "off"}))
+    paths = [getattr(route, "path", None) for route in app.router.routes[:3]]
+    beside = ["/api/operations", "/api/bench/operations-ungated"]
+    assert paths == ["/openapi.json", *(beside if twin_after else beside[::-1])]
+
+
 def test_ungated_twin_runs_whatever_the_clock(serve_app, emulator):
     app = serve_app(bench_routes=True)
     emulator.set_scenario("http_500")

@@ -33,6 +33,7 @@ def test_values_are_read_from_the_contract_names():
             "CLOCK_APP_HOST": "0.0.0.0",
             "CLOCK_APP_PORT": "9000",
             "CLOCK_APP_BENCH_ROUTES": "yes",
+            "CLOCK_APP_BENCH_TWIN_AFTER": "on",
             "CLOCK_EMULATOR_URL": "http://127.0.0.1:5000/",
             contract.ENV_CLOCKBOUND_SHM: " /var/run/clockbound/shm0 ",
         }
@@ -41,6 +42,7 @@ def test_values_are_read_from_the_contract_names():
     assert (settings.threshold_ms, settings.cache_ttl_s, settings.max_reference_age_s, settings.max_drift_ppm) == (2.5, 0.5, 60.0, 0.0)
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
     assert settings.bench_routes and settings.local_mode and settings.emulator_url == "http://127.0.0.1:5000"
+    assert settings.bench_twin_after
     assert settings.clockbound_shm == contract.CLOCKBOUND_SHM_PATH
 
 

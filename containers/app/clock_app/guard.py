@@ -141,6 +141,9 @@ class ClockGuard:
             limits = SegmentLimits.of(threshold_ms=settings.threshold_ms, max_reference_age_s=settings.max_reference_age_s)
             segment = SegmentSource(settings.clockbound_shm, limits)
         self._segment = segment
+        # The segment's clocks, bound here for the hot path (one attribute lookup each).
+        self._realtime_ns: Callable[[], int] = segment.realtime_ns if segment is not None else time.time_ns
+        self._monotonic_ns: Callable[[], int] = segment.monotonic_ns if segment is not None else time.monotonic_ns
         self._noted: SegmentRead | None = None  # the last segment read seen by _note_segment
         self._noted_key: tuple[object, ...] | None = None
 
@@ -179,8 +182,8 @@ class ClockGuard:
         if segment is None:
             return None
         # CLOCK_REALTIME first, then the monotonic clock, as ClockBound's client reads them.
-        realtime_ns = segment.realtime_ns()
-        monotonic_ns = segment.monotonic_ns()
+        realtime_ns = self._realtime_ns()
+        monotonic_ns = self._monotonic_ns()
         hot = segment.hot
         if hot is not None and monotonic_ns < hot[0] and segment.generation_now() == hot[1]:
             # The hot path: the record is unchanged and its SAFE verdict still holds.
