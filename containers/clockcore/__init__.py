@@ -7,7 +7,7 @@ The metric and environment contract shared with the CDK app lives in `contract`;
 each setting crossing that boundary may be, and its one parser, in `settings_spec`.
 """
 
-from clockcore.bounds import BoundedTime, commit_wait, bounded_now
+from clockcore.bounds import BoundedTime, bounded_now, commit_wait, commit_wait_for
 from clockcore.reading import ClockReading, SyncStatus, TaskIdentity, parse_task_document
 from clockcore.errors import SampleError, SettingError
 from clockcore.tmds import fetch_task_document, read_clock
@@ -24,6 +24,7 @@ __all__ = [
     "VerdictReason",
     "bounded_now",
     "commit_wait",
+    "commit_wait_for",
     "fetch_task_document",
     "judge",
     "parse_task_document",

@@ -55,9 +55,20 @@ def commit_wait(
     made visible only once every clock agrees it is in the past. Raises `TimeoutError`
     if that takes longer than `max_wait_s` (a bound that large should have been refused).
     """
+    return commit_wait_for(lambda: bounded_now(reading, clock=clock), timestamp, max_wait_s=max_wait_s, sleep=sleep)
+
+
+def commit_wait_for(
+    now: Callable[[], BoundedTime],
+    timestamp: datetime,
+    *,
+    max_wait_s: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """`commit_wait` for any source of bounded time (a reading, a ClockBound segment)."""
     started = time.monotonic()
     while True:
-        earliest = bounded_now(reading, clock=clock).earliest
+        earliest = now().earliest
         if earliest > timestamp:
             return time.monotonic() - started
         waited = time.monotonic() - started

@@ -256,6 +256,17 @@ def test_local_and_bench_routes_are_absent_by_default(live_app):
     assert not any(path.startswith(("/api/local", "/api/bench")) for path in paths)
 
 
+@pytest.mark.parametrize("twin_after", [False, True])
+def test_the_twin_is_routed_beside_the_gated_route(twin_after):
+    from clock_app.app import create_app
+    from clock_app.settings import load_settings
+
+    app = create_app(load_settings({"CLOCK_APP_BENCH_ROUTES": "on", "CLOCK_APP_BENCH_TWIN_AFTER": "on" if twin_after else "off"}))
+    paths = [getattr(route, "path", None) for route in app.router.routes[:3]]
+    beside = ["/api/operations", "/api/bench/operations-ungated"]
+    assert paths == ["/openapi.json", *(beside if twin_after else beside[::-1])]
+
+
 def test_ungated_twin_runs_whatever_the_clock(serve_app, emulator):
     app = serve_app(bench_routes=True)
     emulator.set_scenario("http_500")
@@ -288,3 +299,25 @@ def test_local_mode_reports_a_missing_emulator_as_502(serve_app):
     with app.client() as client:
         answer = client.post("/api/local/scenario", json={"scenario": "ok"})
     assert answer.status_code == 502 and answer.json()["error"] == "emulator_unavailable"
+
+
+def test_the_hot_answers_are_spelled_as_their_documented_models():
+    """The gated route and its twin serialize TypedDicts (no model per request): the same bytes."""
+    from datetime import datetime, timedelta, timezone
+
+    from clock_app.models import (
+        OPERATION_BODY,
+        UNGATED_OPERATION_BODY,
+        BoundedTimeModel,
+        OperationResult,
+        UngatedOperationResult,
+    )
+    from clockcore import SyncStatus
+
+    now = datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=timezone.utc)
+    stamped = {"earliest": now - timedelta(microseconds=447), "latest": now, "status": SyncStatus.SYNCHRONIZED, "bound_ms": 0.4471}
+    body = {"operation_id": "ab" * 16, "label": "transfer-42", "timestamp": now, "stamped": stamped}
+    model = OperationResult(operation_id="ab" * 16, label="transfer-42", timestamp=now, stamped=BoundedTimeModel(**stamped))
+    assert OPERATION_BODY.dump_json(body) == model.model_dump_json().encode()
+    twin = {"operation_id": "cd" * 16, "label": "bench", "timestamp": now}
+    assert UNGATED_OPERATION_BODY.dump_json(twin) == UngatedOperationResult(**twin).model_dump_json().encode()

@@ -73,19 +73,37 @@ def _gone(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+def wait_for_clock(client: httpx.Client, check, timeout_s: float = 10) -> dict:
+    """Poll /api/clock until `check(answer)` holds (the worker writes the segment once per interval)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = client.get("/api/clock").json()
+        if check(answer):
+            return answer
+        assert time.monotonic() < deadline, f"/api/clock never satisfied the condition; last answer: {answer}"
+        time.sleep(0.1)
+
+
 def test_local_run_serves_the_page_switches_scenarios_and_stops_on_ctrl_c():
     run = LocalRun("--port", "0", "--interval", "1")
     try:
-        url = run.wait_for(URL_LINE).group(1)
+        opened = run.wait_for(URL_LINE)
+        url = opened.group(1)
+        # localrun waits for the app to read the worker's segment before it prints the URL.
+        assert "the gate reads ClockBound segment" in opened.string, opened.string
         children = run.children()
         assert len(children) == 3, children
         with httpx.Client(base_url=url, timeout=10) as client:
             assert "Clock gate" in client.get("/").text
-            assert client.get("/api/clock").json()["verdict"] == "SAFE"
+            clock = client.get("/api/clock").json()
+            assert clock["verdict"] == "SAFE" and clock["source"]["kind"] == "clockbound"
+            assert clock["source"]["segment_path"].endswith("/clockbound/shm0")
             assert client.post("/api/operations", json={"label": "local"}).status_code == 200
             switched = client.post("/api/local/scenario", json={"scenario": "high_bound"})
             assert switched.status_code == 200 and switched.json()["scenario"] == "high_bound"
-            assert client.get("/api/clock").json()["reasons"] == ["bound_over_threshold"]
+            # The gate sees the switch once the worker writes its next record (every second here).
+            clock = wait_for_clock(client, lambda answer: answer["reasons"] == ["bound_over_threshold"])
+            assert clock["source"]["kind"] == "clockbound" and clock["segment"]["bound_ms"] == pytest.approx(5.000001)
             assert client.post("/api/operations", json={"label": "local"}).status_code == 503
         # The worker samples the same emulator and publishes the gate's counts as EMF.
         run.wait_for(r"worker │ EMF .*ClockErrorBound=5\b.*OperationsRefused=1", timeout_s=15)
@@ -95,6 +113,23 @@ def test_local_run_serves_the_page_switches_scenarios_and_stops_on_ctrl_c():
     assert status == 0, "".join(run.output)
     assert _gone(children) == []
     assert "stopped" in run.output[-1]
+
+
+def test_without_the_segment_the_gate_asks_the_emulator():
+    run = LocalRun("--port", "0", "--interval", "1", "--no-segment")
+    try:
+        opened = run.wait_for(URL_LINE)
+        assert "the gate reads the metadata endpoint (--no-segment)" in opened.string
+        with httpx.Client(base_url=opened.group(1), timeout=10) as client:
+            clock = client.get("/api/clock").json()
+            assert clock["source"] == {"kind": "metadata", "description": "task metadata endpoint", "segment_path": None, "note": None}
+            assert client.post("/api/local/scenario", json={"scenario": "high_bound"}).status_code == 200
+            # The switch drops the cached sample: the very next check sees it.
+            assert client.get("/api/clock").json()["reasons"] == ["bound_over_threshold"]
+    finally:
+        run.process.send_signal(signal.SIGINT)
+        status = run.finish()
+    assert status == 0, "".join(run.output)
 
 
 def test_a_busy_port_is_one_clear_line():

@@ -64,6 +64,9 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
             page.goto(local_app.url + "/")
             page.wait_for_selector("#verdict[data-verdict=SAFE]", timeout=10_000)
             assert page.text_content("#sync") == "SYNCHRONIZED"
+            # Which source answered: no segment is configured here, so the metadata endpoint.
+            assert page.text_content("#source-pill") == "metadata endpoint"
+            assert page.text_content("#source") == "answered by task metadata endpoint"
             # Local mode: the scenario control is there, one button per emulator scenario.
             page.wait_for_selector("#scenario-card:not([hidden]) button[data-scenario=high_bound]")
             page.click("#run-op")
@@ -101,3 +104,39 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
     assert [problem for problem in problems if "status of 503" not in problem] == [], problems
     assert foreign_requests == [], foreign_requests
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_page_names_the_clockbound_segment_when_it_answers(serve_app, emulator, tmp_path):
+    from segment_feed import SegmentFeed
+
+    sync_playwright = _browser_or_skip()
+    shm = tmp_path / "shm0"
+    feed = SegmentFeed(shm, emulator.metadata_uri, interval_s=60)
+    problems: list[str] = []
+    try:
+        feed.sample()
+        app = serve_app(clockbound_shm=str(shm))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page.on("pageerror", lambda error: problems.append(str(error)))
+                page.goto(app.url + "/")
+                page.wait_for_selector("#source-pill[data-source=clockbound]", timeout=10_000)
+                page.wait_for_selector("#verdict[data-verdict=SAFE]", timeout=5_000)
+                assert page.text_content("#source-pill") == "ClockBound segment"
+                source = page.text_content("#source") or ""
+                assert source.startswith(f"answered by ClockBound segment {shm} · generation 2 · stored status Synchronized")
+                assert page.text_content("#task") == "the ClockBound segment carries no task identity"
+                # The worker writes a large bound: the page follows the segment on its next poll.
+                emulator.set_scenario("high_bound")
+                feed.sample()
+                page.wait_for_selector("#verdict[data-verdict=UNSAFE]", timeout=5_000)
+                assert "bound_over_threshold" in page.text_content("#reasons")
+                assert "generation 4" in (page.text_content("#source") or "")
+            finally:
+                browser.close()
+    finally:
+        feed.close()
+    assert problems == []

@@ -1,8 +1,9 @@
 """schemathesis against the app's own OpenAPI schema: whatever it generates, the app
 answers as documented, and never with a 5xx other than the documented 503 refusal.
 
-Run twice: with a SAFE clock (operations run) and with the metadata endpoint down
-(every gated route refuses), so both sides of the gate meet generated input.
+Run with a SAFE clock (operations run) and with the metadata endpoint down (every gated
+route refuses), so both sides of the gate meet generated input; and with the ClockBound
+segment as the source, live and broken, whose answers carry the segment's fields.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from clock_app.app import create_app
 from clock_app.settings import load_settings
 
 
-def _schema(emulator, scenario: str):
+def _schema(emulator, scenario: str, **env: str):
     emulator.set_scenario(scenario)
-    app = create_app(load_settings({"ECS_CONTAINER_METADATA_URI_V4": emulator.metadata_uri}))
+    app = create_app(load_settings({"ECS_CONTAINER_METADATA_URI_V4": emulator.metadata_uri, **env}))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -30,6 +31,24 @@ def safe_clock_schema(emulator):
 @pytest.fixture
 def metadata_down_schema(emulator):
     return _schema(emulator, "http_500")
+
+
+@pytest.fixture
+def segment_schema(emulator, tmp_path):
+    from segment_feed import SegmentFeed
+
+    feed = SegmentFeed(tmp_path / "shm0", emulator.metadata_uri, interval_s=60)
+    feed.sample()
+    try:
+        yield _schema(emulator, "ok", CLOCK_CLOCKBOUND_SHM=str(tmp_path / "shm0"))
+    finally:
+        feed.close()
+
+
+@pytest.fixture
+def broken_segment_schema(emulator, tmp_path):
+    (tmp_path / "shm0").write_bytes(b"not a segment" * 10)
+    return _schema(emulator, "ok", CLOCK_CLOCKBOUND_SHM=str(tmp_path / "shm0"))
 
 
 def _only_documented_server_errors(case, response) -> None:
@@ -45,6 +64,8 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 
 safe_clock = schemathesis.pytest.from_fixture("safe_clock_schema")
 metadata_down = schemathesis.pytest.from_fixture("metadata_down_schema")
+segment = schemathesis.pytest.from_fixture("segment_schema")
+broken_segment = schemathesis.pytest.from_fixture("broken_segment_schema")
 
 
 @safe_clock.parametrize()
@@ -57,5 +78,19 @@ def test_api_with_a_safe_clock(case):
 @metadata_down.parametrize()
 @FAST
 def test_api_with_the_metadata_endpoint_down(case):
+    response = case.call_and_validate(excluded_checks=[not_a_server_error])
+    _only_documented_server_errors(case, response)
+
+
+@segment.parametrize()
+@FAST
+def test_api_with_the_segment_as_the_source(case):
+    response = case.call_and_validate(excluded_checks=[not_a_server_error])
+    _only_documented_server_errors(case, response)
+
+
+@broken_segment.parametrize()
+@FAST
+def test_api_with_a_broken_segment(case):
     response = case.call_and_validate(excluded_checks=[not_a_server_error])
     _only_documented_server_errors(case, response)

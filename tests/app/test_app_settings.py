@@ -19,6 +19,7 @@ def test_defaults_follow_the_contract():
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
     assert not settings.local_mode and not settings.bench_routes and not settings.access_log
+    assert settings.clockbound_shm is None  # no segment: the gate asks the metadata endpoint
 
 
 def test_values_are_read_from_the_contract_names():
@@ -32,13 +33,21 @@ def test_values_are_read_from_the_contract_names():
             "CLOCK_APP_HOST": "0.0.0.0",
             "CLOCK_APP_PORT": "9000",
             "CLOCK_APP_BENCH_ROUTES": "yes",
+            "CLOCK_APP_BENCH_TWIN_AFTER": "on",
             "CLOCK_EMULATOR_URL": "http://127.0.0.1:5000/",
+            contract.ENV_CLOCKBOUND_SHM: " /var/run/clockbound/shm0 ",
         }
     )
     assert settings.metadata_uri == "http://169.254.170.2/v4/abc"
     assert (settings.threshold_ms, settings.cache_ttl_s, settings.max_reference_age_s, settings.max_drift_ppm) == (2.5, 0.5, 60.0, 0.0)
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
     assert settings.bench_routes and settings.local_mode and settings.emulator_url == "http://127.0.0.1:5000"
+    assert settings.bench_twin_after
+    assert settings.clockbound_shm == contract.CLOCKBOUND_SHM_PATH
+
+
+def test_an_empty_segment_path_means_no_segment():
+    assert load_settings({contract.ENV_CLOCKBOUND_SHM: "  "}).clockbound_shm is None
 
 
 @pytest.mark.parametrize(
@@ -58,6 +67,8 @@ def test_values_are_read_from_the_contract_names():
         ("CLOCK_APP_BENCH_ROUTES", "maybe", "not a yes/no value"),
         ("CLOCK_EMULATOR_URL", "localhost:5000", "not an http(s) URL"),
         ("CLOCK_APP_HOST", "a b", "not a host name"),
+        (contract.ENV_CLOCKBOUND_SHM, "shm0", "expected 1-4096 characters of an absolute path"),
+        (contract.ENV_CLOCKBOUND_SHM, "/" + "x" * 4096, "characters long"),
     ],
 )
 def test_bad_values_name_the_setting(name, value, message):

@@ -29,12 +29,13 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     log = logging.getLogger("clock_app")
     log.info(
-        "serving on http://%s:%d (threshold %g ms, cache %g s, metadata %s%s)",
+        "serving on http://%s:%d (threshold %g ms, cache %g s, metadata %s%s%s)",
         settings.host,
         settings.port,
         settings.threshold_ms,
         settings.cache_ttl_s,
         settings.metadata_uri or "unset: every verdict is UNSAFE",
+        f", ClockBound segment {settings.clockbound_shm} once it exists" if settings.clockbound_shm else "",
         ", local mode" if settings.local_mode else "",
     )
     config = uvicorn.Config(

@@ -78,9 +78,7 @@ def create_app(settings: AppSettings, *, reader: ClockReader | None = None) -> F
     svc = Services(settings=settings, guard=ClockGuard(settings, history, reader=reader), counters=OperationCounters(), history=history)
     app = FastAPI(title="Clock-aware app", version="1.0.0", description=DESCRIPTION, docs_url=None, redoc_url=None)  # Swagger UI loads from a CDN: no
     app.state.services = svc
-    app.include_router(api.router)
-    if settings.bench_routes:
-        app.include_router(api.bench_router)
+    api.add_routes(app, svc, bench_routes=settings.bench_routes, twin_after=settings.bench_twin_after)
     if settings.local_mode:
         app.include_router(local.router)
     app.include_router(page.router)

@@ -1,7 +1,8 @@
 """An in-process ring buffer of recent clock samples, for the page's chart and /api/history.
 
-One entry per metadata request (so at most one per cache TTL), whatever the request
-rate; old entries fall off the end. Nothing is persisted: the worker's CloudWatch
+One entry per metadata request (so at most one per cache TTL), or, from the ClockBound
+segment, one per record the worker writes and per change of verdict, whatever the
+request rate; old entries fall off the end. Nothing is persisted: the worker's CloudWatch
 metrics are the durable record.
 """
 
@@ -25,6 +26,7 @@ class HistoryEntry:
     safe: bool
     reasons: tuple[str, ...]
     error_kind: str | None
+    source: str = "metadata"  # which source answered: "metadata" or "clockbound"
 
 
 class ReadingHistory:
@@ -44,6 +46,9 @@ class ReadingHistory:
             reasons=tuple(reason.value for reason in verdict.reasons),
             error_kind=error.kind if error else None,
         )
+        self.record(entry)
+
+    def record(self, entry: HistoryEntry) -> None:
         with self._lock:
             self._entries.append(entry)
 

@@ -28,6 +28,9 @@ ENV_MAX_BODY_BYTES = "CLOCK_APP_MAX_BODY_BYTES"
 ENV_COMMIT_MAX_WAIT = "CLOCK_APP_COMMIT_MAX_WAIT_SECONDS"
 ENV_ACCESS_LOG = "CLOCK_APP_ACCESS_LOG"
 ENV_BENCH_ROUTES = "CLOCK_APP_BENCH_ROUTES"
+# Where the benchmark's twin is routed: right before the gated route (default) or right
+# after it. The benchmark runs half its rounds each way (see api.add_routes).
+ENV_BENCH_TWIN_AFTER = "CLOCK_APP_BENCH_TWIN_AFTER"
 # Set by `make local` only: the page then offers to switch the emulator's scenario.
 ENV_EMULATOR_URL = "CLOCK_EMULATOR_URL"
 
@@ -60,6 +63,7 @@ COMMIT_MAX_WAIT = SettingSpec(
 )
 ACCESS_LOG = SettingSpec(ENV_ACCESS_LOG, Kind.FLAG, False, APP_ONLY)
 BENCH_ROUTES = SettingSpec(ENV_BENCH_ROUTES, Kind.FLAG, False, APP_ONLY)
+BENCH_TWIN_AFTER = SettingSpec(ENV_BENCH_TWIN_AFTER, Kind.FLAG, False, APP_ONLY)
 EMULATOR_URL = SettingSpec(ENV_EMULATOR_URL, Kind.URL, None, APP_ONLY)
 
 
@@ -77,7 +81,11 @@ class AppSettings:
     commit_max_wait_s: float = DEFAULT_COMMIT_MAX_WAIT_SECONDS
     access_log: bool = False
     bench_routes: bool = False
+    bench_twin_after: bool = False
     emulator_url: str | None = None
+    # The ClockBound segment the worker writes (CLOCK_CLOCKBOUND_SHM); None: no segment,
+    # the gate asks the metadata endpoint. The gate reads the segment once it exists.
+    clockbound_shm: str | None = None
 
     @property
     def local_mode(self) -> bool:
@@ -105,5 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> AppSettings:
         commit_max_wait_s=read(COMMIT_MAX_WAIT, source),
         access_log=read(ACCESS_LOG, source),
         bench_routes=read(BENCH_ROUTES, source),
+        bench_twin_after=read(BENCH_TWIN_AFTER, source),
         emulator_url=emulator_url.rstrip("/") if emulator_url else None,
+        clockbound_shm=read(settings_spec.CLOCKBOUND_SHM, source),
     )

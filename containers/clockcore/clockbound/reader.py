@@ -26,7 +26,9 @@ this reader does not, and refuses such a segment in `now()` rather than vouch fo
 from __future__ import annotations
 
 import enum
+import functools
 import mmap
+import operator
 import os
 import stat
 import struct
@@ -34,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from clockcore.clockbound.errors import ClockBoundError, from_os_error
 
@@ -225,6 +228,26 @@ class ClockBoundReader:
             f"no consistent copy in {self._max_attempts} attempts: the generation stays odd or keeps changing "
             "(did the writer die mid-update?)",
         )
+
+    @property
+    def generation(self) -> int:
+        """The generation word as it is right now: one 2-byte load, for a cheap "has it changed?".
+
+        Odd (or 0) while the writer updates: compare it with a snapshot's generation and
+        take a new `snapshot()` when they differ; the copy itself only comes from there.
+        """
+        words = self._words
+        if words is None:
+            raise ClockBoundError("closed", self.path, "the reader is closed")
+        return words[_GENERATION_WORD]
+
+    def generation_reader(self) -> Callable[[], int]:
+        """A callable that loads the generation word, made of C calls only (no Python frame).
+
+        For hot paths that compare it on every call; it raises ValueError once the reader
+        is closed (the view it reads is released then).
+        """
+        return functools.partial(operator.getitem, self._require_open()[1], _GENERATION_WORD)
 
     def now(self) -> BoundedNow:
         """Bounded current time, as ClockBound's client computes it (see module doc)."""

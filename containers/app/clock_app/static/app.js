@@ -78,15 +78,22 @@ function renderClock(clock) {
       reasons.append(item);
     });
   }
-  $("checked-at").textContent = "checked " + timeOf(clock.checked_at) + " UTC · cached sample " + clock.cache_age_s.toFixed(2) + " s old (TTL " + clock.cache_ttl_s + " s)";
+  renderSource(clock);
+  $("checked-at").textContent = clock.source.kind === "clockbound"
+    ? "checked " + timeOf(clock.checked_at) + " UTC · read from shared memory at each check"
+    : "checked " + timeOf(clock.checked_at) + " UTC · cached sample " + clock.cache_age_s.toFixed(2) + " s old (TTL " + clock.cache_ttl_s + " s)";
 
   const reading = clock.reading;
   $("threshold").textContent = String(clock.threshold_ms);
   $("age-limit").textContent = clock.max_reference_age_s;
   if (reading) {
     const task = reading.task;
-    $("task").textContent = "task " + task.task_id.slice(0, 12) + " · " + task.cluster_name + " / " + task.family +
-      (task.revision ? ":" + task.revision : "") + (task.availability_zone ? " · " + task.availability_zone : "");
+    if (task) {
+      $("task").textContent = "task " + task.task_id.slice(0, 12) + " · " + task.cluster_name + " / " + task.family +
+        (task.revision ? ":" + task.revision : "") + (task.availability_zone ? " · " + task.availability_zone : "");
+    } else {
+      $("task").textContent = "the ClockBound segment carries no task identity";
+    }
     $("bound").textContent = fmtMs(reading.effective_bound_ms);
     $("reported").textContent = fmtMs(reading.bound_ms);
     // The threshold mark sits at 2/3 of the meter.
@@ -117,6 +124,30 @@ function renderClock(clock) {
     $("earliest").textContent = "–";
     $("latest").textContent = "–";
   }
+}
+
+// Which source answered: the ClockBound segment (with its path) or the metadata endpoint.
+function renderSource(clock) {
+  const source = clock.source;
+  const pill = $("source-pill");
+  pill.dataset.source = source.kind;
+  pill.textContent = source.kind === "clockbound" ? "ClockBound segment" : "metadata endpoint";
+  const line = $("source");
+  const kind = document.createElement("span");
+  kind.className = "source-kind";
+  let rest = "";
+  if (source.kind === "clockbound") {
+    kind.textContent = "ClockBound segment " + source.segment_path;
+    const segment = clock.segment;
+    if (segment) {
+      rest = " · generation " + segment.generation + " · stored status " + segment.stored_status +
+        (segment.void ? " · void for " + fmtAge(-segment.void_after_in_s) : " · void-after in " + fmtAge(segment.void_after_in_s));
+    }
+  } else {
+    kind.textContent = "task metadata endpoint";
+    if (source.note) rest = " · " + source.note;
+  }
+  line.replaceChildren("answered by ", kind, rest);
 }
 
 async function refreshClock() {
