@@ -8,8 +8,8 @@ each setting crossing that boundary may be, and its one parser, in `settings_spe
 """
 
 from clockcore.bounds import BoundedTime, bounded_now, commit_wait, commit_wait_for
-from clockcore.reading import ClockReading, SyncStatus, TaskIdentity, parse_task_document
 from clockcore.errors import SampleError, SettingError
+from clockcore.reading import ClockReading, SyncStatus, TaskIdentity, parse_task_document
 from clockcore.tmds import fetch_task_document, read_clock
 from clockcore.verdict import Verdict, VerdictReason, judge
 

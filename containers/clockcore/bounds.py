@@ -7,9 +7,9 @@ the effective bound holds; `commit_wait` waits until a timestamp is certainly pa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from clockcore.reading import ClockReading, SyncStatus, iso_utc
 
@@ -31,7 +31,7 @@ class BoundedTime:
 
 
 def _system_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def bounded_now(reading: ClockReading, *, clock: Callable[[], datetime] = _system_now) -> BoundedTime:

@@ -3,9 +3,10 @@
 One source for: the environment variables the construct sets on the containers, the
 metric names and units the worker publishes, and the dimension sets alarms and
 dashboards name. What each setting may be (type, range, choices, case rule) is in
-`clockcore.settings_spec`, built on these names and defaults. `clock_stack` builds its alarms and the containers' environment from
-this module; the worker and the app read their settings through it. Pure Python, no
-dependencies, so the CDK app and both images can import it.
+`clockcore.settings_spec`, built on these names and defaults. `clock_stack` builds its
+alarms and the containers' environment from this module; the worker and the app read
+their settings through it. Pure Python, no dependencies, so the CDK app and both images
+can import it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ CLOCK_ERROR_BOUND = MetricSpec("ClockErrorBound", "Milliseconds", "bound reporte
 EFFECTIVE_BOUND = MetricSpec(
     "EffectiveClockErrorBound", "Milliseconds", "reported bound grown by reference age x max drift rate"
 )
-CLOCK_SYNCHRONIZED = MetricSpec("ClockSynchronized", "None", "1 when ClockSynchronizationStatus is SYNCHRONIZED, else 0")
+CLOCK_SYNCHRONIZED = MetricSpec(
+    "ClockSynchronized", "None", "1 when ClockSynchronizationStatus is SYNCHRONIZED, else 0"
+)
 REFERENCE_AGE = MetricSpec("ClockReferenceAge", "Seconds", "time since the bound's reference timestamp")
 SAMPLE_FAILURES = MetricSpec("ClockSampleFailures", "Count", "samples that could not be read or parsed")
 OPERATIONS_ALLOWED = MetricSpec("OperationsAllowed", "Count", "critical operations the app's clock gate let run")

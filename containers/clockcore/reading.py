@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from clockcore.errors import SampleError
 
@@ -108,7 +109,7 @@ class ClockReading:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -120,7 +121,7 @@ def parse_rfc3339(text: str) -> datetime:
     moment = datetime.fromisoformat(candidate)
     if moment.tzinfo is None:
         raise ValueError("no time zone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _optional_str(document: Mapping[str, Any], key: str) -> str | None:
@@ -159,7 +160,9 @@ def _parse_bound(block: Mapping[str, Any]) -> float:
     raw = block.get("ClockErrorBound", 0.0)  # omitempty: absent inside the block means 0
     # bool is an int subclass; true is not a bound.
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise SampleError("invalid_field", f"ClockErrorBound is {type(raw).__name__}, expected a number of milliseconds")
+        raise SampleError(
+            "invalid_field", f"ClockErrorBound is {type(raw).__name__}, expected a number of milliseconds"
+        )
     try:
         bound = float(raw)
     except OverflowError:  # a JSON integer too large for a float
@@ -182,7 +185,9 @@ def _parse_status(block: Mapping[str, Any]) -> SyncStatus:
     try:
         status = SyncStatus(raw)
     except ValueError:
-        raise SampleError("invalid_field", f"ClockSynchronizationStatus {raw[:40]!r} is not SYNCHRONIZED or NOT_SYNCHRONIZED") from None
+        raise SampleError(
+            "invalid_field", f"ClockSynchronizationStatus {raw[:40]!r} is not SYNCHRONIZED or NOT_SYNCHRONIZED"
+        ) from None
     if status is SyncStatus.UNKNOWN:
         raise SampleError("invalid_field", "ClockSynchronizationStatus 'UNKNOWN' is not a status TMDS sends")
     return status
@@ -205,7 +210,9 @@ def parse_task_document(document: Any, *, sampled_at: datetime, max_drift_ppm: f
     if not isinstance(document, Mapping):
         raise SampleError("not_object", f"task document is a JSON {type(document).__name__}, expected an object")
     if "ClockDrift" not in document or document["ClockDrift"] is None:
-        raise SampleError("no_clock_drift", "task document has no ClockDrift (EC2 launch type, or Fargate platform older than 1.4.0)")
+        raise SampleError(
+            "no_clock_drift", "task document has no ClockDrift (EC2 launch type, or Fargate platform older than 1.4.0)"
+        )
     block = document["ClockDrift"]
     if not isinstance(block, Mapping):
         raise SampleError("invalid_field", f"ClockDrift is a JSON {type(block).__name__}, expected an object")

@@ -127,7 +127,7 @@ def allowed(spec: SettingSpec, *, typed: bool = False) -> str:
     if kind is Kind.FLAG:
         if typed:
             return "True or False"
-        return "a yes/no value: " + ", ".join(f"{yes}/{no}" for yes, no in zip(TRUE_WORDS, FALSE_WORDS))
+        return "a yes/no value: " + ", ".join(f"{yes}/{no}" for yes, no in zip(TRUE_WORDS, FALSE_WORDS, strict=True))
     any_case = "" if spec.case_sensitive else " (any case)"
     if kind is Kind.CHOICE:
         return f"one of {', '.join(spec.choices)}{any_case}"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import socket
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from clockcore.errors import SampleError
@@ -48,7 +49,10 @@ def http_url_problem(raw: str) -> str | None:
 def task_url(metadata_uri: str | None) -> tuple[str, str, int, str]:
     """Validate the metadata URI and return (scheme, host, port, path of /task)."""
     if metadata_uri is None or not metadata_uri.strip():
-        raise SampleError("uri_unset", f"{METADATA_URI_ENV} is not set: not running in an ECS task (or the agent is older than 1.39.0)")
+        raise SampleError(
+            "uri_unset",
+            f"{METADATA_URI_ENV} is not set: not running in an ECS task (or the agent is older than 1.39.0)",
+        )
     problem = http_url_problem(metadata_uri.strip())
     if problem is not None:
         raise SampleError("uri_invalid", f"{METADATA_URI_ENV} {problem}")
@@ -94,7 +98,7 @@ def http_get(
     where = f"{what} {host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=connect_timeout_s)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise SampleError("timeout", f"{where} did not accept a connection within {connect_timeout_s:g} s") from None
     except OSError as error:
         raise SampleError("connection", f"{where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
@@ -130,7 +134,7 @@ def http_get(
                     expected_total = head_length + int(length) if length.isdigit() else -1
                 if expected_total is not None and expected_total >= 0 and len(received) >= expected_total:
                     break  # the whole body is here: no need to wait for the close
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise SampleError("timeout", f"{where} did not answer within {read_timeout_s:g} s") from None
         except UnicodeEncodeError:
             raise SampleError("uri_invalid", f"{what} path {path[:80]!r} is not ASCII") from None
@@ -210,8 +214,16 @@ class KeptAliveGet:
     def get(self) -> tuple[int, bytes]:
         """(status, body) of one GET."""
         if self._scheme != "http":
-            return http_get(self._scheme, self._host, self._port, self._path, connect_timeout_s=self._connect_timeout_s,
-                            read_timeout_s=self._read_timeout_s, max_body_bytes=self._max_body_bytes, what=self._what)
+            return http_get(
+                self._scheme,
+                self._host,
+                self._port,
+                self._path,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+                max_body_bytes=self._max_body_bytes,
+                what=self._what,
+            )
         deadline = time.monotonic() + self._read_timeout_s
         if self._sock is not None and time.monotonic() - self._last_used > self.MAX_IDLE_REUSE_S:
             self.close()
@@ -239,10 +251,14 @@ class KeptAliveGet:
     def _connect(self) -> socket.socket:
         try:
             sock = socket.create_connection((self._host, self._port), timeout=self._connect_timeout_s)
-        except (socket.timeout, TimeoutError):
-            raise SampleError("timeout", f"{self._where} did not accept a connection within {self._connect_timeout_s:g} s") from None
+        except TimeoutError:
+            raise SampleError(
+                "timeout", f"{self._where} did not accept a connection within {self._connect_timeout_s:g} s"
+            ) from None
         except OSError as error:
-            raise SampleError("connection", f"{self._where} unreachable: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError(
+                "connection", f"{self._where} unreachable: {error.__class__.__name__}: {error}"[:300]
+            ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections_opened += 1
         return sock
@@ -251,7 +267,9 @@ class KeptAliveGet:
         """Send one GET and read one answer: (status, body, connection reusable)."""
         host_header = f"[{self._host}]" if ":" in self._host else self._host
         try:
-            request = f"GET {self._path} HTTP/1.1\r\nHost: {host_header}:{self._port}\r\nAccept: application/json\r\n\r\n".encode("ascii")
+            request = (
+                f"GET {self._path} HTTP/1.1\r\nHost: {host_header}:{self._port}\r\nAccept: application/json\r\n\r\n"
+            ).encode("ascii")
         except UnicodeEncodeError:
             raise SampleError("uri_invalid", f"{self._what} path {self._path[:80]!r} is not ASCII") from None
         if self._sock is None:
@@ -262,14 +280,18 @@ class KeptAliveGet:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             sock.sendall(request)
             return reader.read_answer()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise SampleError("timeout", f"{self._where} did not answer within {self._read_timeout_s:g} s") from None
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as error:
             if not reader.received_any:
                 raise _StaleConnection() from None
-            raise SampleError("connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError(
+                "connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]
+            ) from None
         except OSError as error:
-            raise SampleError("connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]) from None
+            raise SampleError(
+                "connection", f"{self._where} failed: {error.__class__.__name__}: {error}"[:300]
+            ) from None
 
 
 class TaskMetadataReader:
@@ -279,7 +301,9 @@ class TaskMetadataReader:
     fails every read the same way.
     """
 
-    def __init__(self, metadata_uri: str | None, *, connect_timeout_s: float = 0.5, read_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, metadata_uri: str | None, *, connect_timeout_s: float = 0.5, read_timeout_s: float = 1.0
+    ) -> None:
         self._metadata_uri = metadata_uri
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
@@ -296,8 +320,9 @@ class TaskMetadataReader:
     def fetch(self) -> Any:
         if self._client is None:
             scheme, host, port, path = task_url(self._metadata_uri)
-            self._client = KeptAliveGet(scheme, host, port, path, connect_timeout_s=self._connect_timeout_s,
-                                        read_timeout_s=self._read_timeout_s)
+            self._client = KeptAliveGet(
+                scheme, host, port, path, connect_timeout_s=self._connect_timeout_s, read_timeout_s=self._read_timeout_s
+            )
         status, body = self._client.get()
         return _decode_task_answer(status, body, self._client.path)
 
@@ -384,7 +409,9 @@ class _AnswerReader:
             try:
                 size = int(size_line, 16)
             except ValueError:
-                raise SampleError("connection", f"{self._where} sent a malformed chunk size {size_line[:20]!r}") from None
+                raise SampleError(
+                    "connection", f"{self._where} sent a malformed chunk size {size_line[:20]!r}"
+                ) from None
             if size == 0:
                 while self._take_line():
                     pass  # trailers, up to the empty line
@@ -404,7 +431,9 @@ def fetch_task_document(
 ) -> Any:
     """GET $URI/task and decode the JSON body, or raise `SampleError`."""
     scheme, host, port, path = task_url(metadata_uri)
-    status, body = http_get(scheme, host, port, path, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+    status, body = http_get(
+        scheme, host, port, path, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s
+    )
     return _decode_task_answer(status, body, path)
 
 
@@ -413,7 +442,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def read_clock(

@@ -5,17 +5,18 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from clockcore import commit_wait_for
 from clock_app.guard import ClockCheck
 from clock_app.models import (
+    OPERATION_BODY,
+    UNGATED_OPERATION_BODY,
     BoundedTimeModel,
     ClockSourceModel,
     ClockStatus,
@@ -25,8 +26,6 @@ from clock_app.models import (
     HistoryEntryModel,
     HistoryResponse,
     Liveness,
-    OPERATION_BODY,
-    UNGATED_OPERATION_BODY,
     OperationBody,
     OperationRequest,
     OperationResult,
@@ -39,6 +38,7 @@ from clock_app.models import (
     UngatedOperationResult,
 )
 from clock_app.services import Services, services
+from clockcore import commit_wait_for
 
 ServicesDep = Annotated[Services, Depends(services)]
 
@@ -47,7 +47,9 @@ TOO_LARGE = {"model": ErrorBody, "description": "The request body is larger than
 REFUSED = {
     "model": Refusal,
     "description": "The clock cannot be trusted: the operation did not run. The body names the reasons.",
-    "headers": {"Retry-After": {"description": "Seconds until the clock is checked again.", "schema": {"type": "integer"}}},
+    "headers": {
+        "Retry-After": {"description": "Seconds until the clock is checked again.", "schema": {"type": "integer"}}
+    },
 }
 BODY_ERRORS: dict[int | str, dict[str, object]] = {400: INVALID, 413: TOO_LARGE, 422: INVALID}
 
@@ -79,7 +81,10 @@ def clock_status(check: ClockCheck, svc: Services) -> ClockStatus:
             segment_model = SegmentModel.of(segment.path, snapshot, check.segment_monotonic_ns)
         if segment.trusted and snapshot is not None and judgement is not None:
             reading_model = ReadingModel.of_segment(
-                snapshot, at=check.at, effective_bound_ns=judgement.effective_bound_ns, reference_age_ns=judgement.reference_age_ns
+                snapshot,
+                at=check.at,
+                effective_bound_ns=judgement.effective_bound_ns,
+                reference_age_ns=judgement.reference_age_ns,
             )
         elif segment.error_kind is not None:
             error = SampleErrorModel(kind=segment.error_kind, message="; ".join(check.verdict.details))
@@ -94,7 +99,10 @@ def clock_status(check: ClockCheck, svc: Services) -> ClockStatus:
         details=list(check.verdict.details),
         checked_at=check.at,
         source=ClockSourceModel(
-            kind=source.kind.value, description=source.description, segment_path=source.segment_path, note=source.note or None
+            kind=source.kind.value,
+            description=source.description,
+            segment_path=source.segment_path,
+            note=source.note or None,
         ),
         reading=reading_model,
         error=error,
@@ -117,7 +125,9 @@ def refusal(check: ClockCheck, svc: Services) -> Response:
     seconds = retry_after_s(svc)
     body = Refusal(
         error="clock_unsafe",
-        message="refused: the clock cannot be trusted (" + ", ".join(reason.value for reason in check.verdict.reasons) + ")",
+        message="refused: the clock cannot be trusted ("
+        + ", ".join(reason.value for reason in check.verdict.reasons)
+        + ")",
         reasons=list(check.verdict.reasons),
         details=list(check.verdict.details),
         retry_after_s=seconds,
@@ -176,7 +186,11 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
         serializes its answer the way the gated route does (a TypedDict through a
         TypeAdapter). Where it is routed matters as much: see `add_routes`.
         """
-        body: UngatedOperationBody = {"operation_id": uuid.uuid4().hex, "label": operation.label, "timestamp": datetime.now(timezone.utc)}
+        body: UngatedOperationBody = {
+            "operation_id": uuid.uuid4().hex,
+            "label": operation.label,
+            "timestamp": datetime.now(UTC),
+        }
         return Response(UNGATED_OPERATION_BODY.dump_json(body), media_type="application/json")  # type: ignore[return-value]
 
     return run_operation, run_operation_ungated
@@ -199,12 +213,19 @@ async def commit(request: CommitRequest, svc: ServicesDep) -> CommitResult:
     try:
         # commit wait sleeps: keep it off the event loop. `now` grows the bound of the
         # reading (or segment record) the verdict was made on.
-        waited_s = await anyio.to_thread.run_sync(lambda: commit_wait_for(now, start.latest, max_wait_s=svc.settings.commit_max_wait_s))
+        waited_s = await anyio.to_thread.run_sync(
+            lambda: commit_wait_for(now, start.latest, max_wait_s=svc.settings.commit_max_wait_s)
+        )
     except TimeoutError as error:
         svc.counters.refused()
         seconds = retry_after_s(svc)
         body = Refusal(
-            error="commit_wait_timeout", message=str(error), reasons=[], details=[str(error)], retry_after_s=seconds, source=check.source.kind.value
+            error="commit_wait_timeout",
+            message=str(error),
+            reasons=[],
+            details=[str(error)],
+            retry_after_s=seconds,
+            source=check.source.kind.value,
         )
         return json_answer(body, status_code=503, headers={"Retry-After": str(seconds)})  # type: ignore[return-value]
     svc.counters.allowed()
@@ -217,10 +238,17 @@ async def commit(request: CommitRequest, svc: ServicesDep) -> CommitResult:
     )
 
 
-@router.get("/api/history", tags=["clock"], summary="Recent clock samples from the in-process ring buffer", responses={422: INVALID})
+@router.get(
+    "/api/history",
+    tags=["clock"],
+    summary="Recent clock samples from the in-process ring buffer",
+    responses={422: INVALID},
+)
 async def history(
     svc: ServicesDep,
-    limit: Annotated[int | None, Query(ge=1, le=100_000, description="At most this many of the newest entries.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=100_000, description="At most this many of the newest entries.")
+    ] = None,
 ) -> HistoryResponse:
     entries = svc.history.recent(limit)
     return HistoryResponse(
@@ -231,10 +259,10 @@ async def history(
                 at=entry.at,
                 bound_ms=entry.bound_ms,
                 effective_bound_ms=entry.effective_bound_ms,
-                status=entry.status,  # type: ignore[arg-type]  # pydantic parses the enum value
+                status=entry.status,  # pydantic parses the enum value
                 reference_age_s=entry.reference_age_s,
                 safe=entry.safe,
-                reasons=list(entry.reasons),  # type: ignore[arg-type]
+                reasons=list(entry.reasons),
                 error_kind=entry.error_kind,
                 source=entry.source,  # type: ignore[arg-type]  # "clockbound" or "metadata"
             )
@@ -266,12 +294,17 @@ async def healthz() -> Liveness:
     "/readyz",
     tags=["probes"],
     summary="Readiness by the clock: 200 when SAFE, 503 when UNSAFE (for people and monitors, not the load balancer)",
-    responses={200: {"description": "The clock is SAFE."}, 503: {"model": ClockStatus, "description": "The clock is UNSAFE."}},
+    responses={
+        200: {"description": "The clock is SAFE."},
+        503: {"model": ClockStatus, "description": "The clock is UNSAFE."},
+    },
 )
 async def readyz(svc: ServicesDep) -> ClockStatus:
     status = clock_status(await svc.guard.check(), svc)
     if not status.safe:
-        return JSONResponse(status_code=503, content=status.model_dump(mode="json"), headers={"Retry-After": str(retry_after_s(svc))})  # type: ignore[return-value]
+        return JSONResponse(
+            status_code=503, content=status.model_dump(mode="json"), headers={"Retry-After": str(retry_after_s(svc))}
+        )  # type: ignore[return-value]
     return status
 
 

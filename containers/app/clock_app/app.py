@@ -53,7 +53,9 @@ def _json_safe(errors: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    body = ErrorBody(error="invalid_request", message=_validation_message(error), detail=_json_safe(list(error.errors())))
+    body = ErrorBody(
+        error="invalid_request", message=_validation_message(error), detail=_json_safe(list(error.errors()))
+    )
     return JSONResponse(status_code=422, content=body.model_dump(mode="json"))
 
 
@@ -63,20 +65,32 @@ async def on_http_error(request: Request, error: StarletteHTTPException) -> JSON
     if error.status_code == 404 and message == "Not Found":
         message = f"no such path {request.url.path[:200]!r}"
     body = ErrorBody(error=codes.get(error.status_code, "http_error"), message=message)
-    return JSONResponse(status_code=error.status_code, content=body.model_dump(mode="json"), headers=getattr(error, "headers", None))
+    return JSONResponse(
+        status_code=error.status_code, content=body.model_dump(mode="json"), headers=getattr(error, "headers", None)
+    )
 
 
 async def on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
     # A bug, not a clock condition: log the traceback, answer without it.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(status_code=500, content=ErrorBody(error="internal_error", message="internal error; see the app's log").model_dump())
+    return JSONResponse(
+        status_code=500,
+        content=ErrorBody(error="internal_error", message="internal error; see the app's log").model_dump(),
+    )
 
 
 def create_app(settings: AppSettings, *, reader: ClockReader | None = None) -> FastAPI:
     """The app for these settings. `reader` replaces the metadata read (tests only)."""
     history = ReadingHistory(settings.history_size)
-    svc = Services(settings=settings, guard=ClockGuard(settings, history, reader=reader), counters=OperationCounters(), history=history)
-    app = FastAPI(title="Clock-aware app", version="1.0.0", description=DESCRIPTION, docs_url=None, redoc_url=None)  # Swagger UI loads from a CDN: no
+    svc = Services(
+        settings=settings,
+        guard=ClockGuard(settings, history, reader=reader),
+        counters=OperationCounters(),
+        history=history,
+    )
+    app = FastAPI(
+        title="Clock-aware app", version="1.0.0", description=DESCRIPTION, docs_url=None, redoc_url=None
+    )  # Swagger UI loads from a CDN: no
     app.state.services = svc
     api.add_routes(app, svc, bench_routes=settings.bench_routes, twin_after=settings.bench_twin_after)
     if settings.local_mode:

@@ -30,17 +30,17 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 import anyio.to_thread
 
-from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
-from clockcore.clockbound.verdict import SegmentLimits
 from clock_app.history import HistoryEntry, ReadingHistory
 from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, stamp_at, utc_from_ns
 from clock_app.settings import AppSettings
+from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
+from clockcore.clockbound.verdict import SegmentLimits
 
 log = logging.getLogger("clock_app.guard")
 
@@ -114,7 +114,7 @@ class ClockCheck:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ClockGuard:
@@ -138,7 +138,9 @@ class ClockGuard:
         self._last_label: str | None = None
         self._last_source: SourceKind | None = None
         if segment is None and settings.clockbound_shm:
-            limits = SegmentLimits.of(threshold_ms=settings.threshold_ms, max_reference_age_s=settings.max_reference_age_s)
+            limits = SegmentLimits.of(
+                threshold_ms=settings.threshold_ms, max_reference_age_s=settings.max_reference_age_s
+            )
             segment = SegmentSource(settings.clockbound_shm, limits)
         self._segment = segment
         # The segment's clocks, bound here for the hot path (one attribute lookup each).
@@ -213,7 +215,9 @@ class ClockGuard:
         return check
 
     # ------------------------------------------------------------ the segment
-    def _segment_check(self, segment: SegmentSource, read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> ClockCheck:
+    def _segment_check(
+        self, segment: SegmentSource, read: SegmentRead, realtime_ns: int, monotonic_ns: int
+    ) -> ClockCheck:
         trusted = read.trusted
         return ClockCheck(
             verdict=read.verdict,

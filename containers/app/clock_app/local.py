@@ -31,9 +31,11 @@ class EmulatorUnavailable(Exception):
 
 def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method="GET" if data is None else "POST", headers={"Content-Type": "application/json"}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=EMULATOR_TIMEOUT_S) as response:  # noqa: S310 - loopback URL from settings
+        with urllib.request.urlopen(request, timeout=EMULATOR_TIMEOUT_S) as response:
             answer = json.loads(response.read(1 << 20))
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise EmulatorUnavailable(f"emulator at {url} did not answer: {error}") from None
@@ -44,15 +46,21 @@ def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def _state(answer: dict[str, Any]) -> EmulatorState:
     return EmulatorState(
-        scenario=str(answer.get("scenario", "")), scenarios=dict(answer.get("scenarios") or {}), task_requests=int(answer.get("task_requests", 0))
+        scenario=str(answer.get("scenario", "")),
+        scenarios=dict(answer.get("scenarios") or {}),
+        task_requests=int(answer.get("task_requests", 0)),
     )
 
 
 def _bad_gateway(error: EmulatorUnavailable) -> JSONResponse:
-    return JSONResponse(status_code=502, content=ErrorBody(error="emulator_unavailable", message=str(error)).model_dump(mode="json"))
+    return JSONResponse(
+        status_code=502, content=ErrorBody(error="emulator_unavailable", message=str(error)).model_dump(mode="json")
+    )
 
 
-@router.get("/api/local/emulator", summary="The emulator's scenario and the scenarios it offers", responses={502: BAD_GATEWAY})
+@router.get(
+    "/api/local/emulator", summary="The emulator's scenario and the scenarios it offers", responses={502: BAD_GATEWAY}
+)
 async def emulator_state(svc: ServicesDep) -> EmulatorState:
     base = svc.settings.emulator_url
     try:
@@ -72,8 +80,12 @@ async def switch_scenario(request: ScenarioRequest, svc: ServicesDep) -> Emulato
         offered = _state(await anyio.to_thread.run_sync(_call, f"{base}/_emulator")).scenarios
         if request.scenario not in offered:
             message = f"unknown scenario {request.scenario!r}; one of: {', '.join(offered)}"
-            return JSONResponse(status_code=422, content=ErrorBody(error="unknown_scenario", message=message).model_dump(mode="json"))  # type: ignore[return-value]
-        state = _state(await anyio.to_thread.run_sync(_call, f"{base}/_emulator/scenario", {"scenario": request.scenario}))
+            return JSONResponse(
+                status_code=422, content=ErrorBody(error="unknown_scenario", message=message).model_dump(mode="json")
+            )  # type: ignore[return-value]
+        state = _state(
+            await anyio.to_thread.run_sync(_call, f"{base}/_emulator/scenario", {"scenario": request.scenario})
+        )
     except EmulatorUnavailable as error:
         return _bad_gateway(error)  # type: ignore[return-value]
     # Show the new scenario at once instead of after the cache's TTL.

@@ -8,7 +8,8 @@ streams it chunked.
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,7 +36,11 @@ async def _send_json(send: Send, status: int, payload: dict[str, object]) -> Non
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -49,7 +54,11 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> dict[str, object]:
-        return {"error": "body_too_large", "message": f"request body is larger than the {self.max_bytes}-byte limit", "detail": None}
+        return {
+            "error": "body_too_large",
+            "message": f"request body is larger than the {self.max_bytes}-byte limit",
+            "detail": None,
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +66,11 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared == -1:
-            await _send_json(send, 400, {"error": "invalid_request", "message": "Content-Length is not a non-negative integer", "detail": None})
+            await _send_json(
+                send,
+                400,
+                {"error": "invalid_request", "message": "Content-Length is not a non-negative integer", "detail": None},
+            )
             return
         if declared is not None:
             if declared > self.max_bytes:

@@ -12,10 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from clockcore import BoundedTime, ClockReading, SampleError, VerdictReason
-from clockcore.clockbound.reader import RESTART_GRACE_NS, ClockStatus as SegmentClockStatus, SegmentSnapshot
-from clockcore.reading import SyncStatus
 from clock_app.segment import STATUS_NAMES, SYNC_STATUS
+from clockcore import BoundedTime, ClockReading, SampleError, VerdictReason
+from clockcore.clockbound.reader import RESTART_GRACE_NS, SegmentSnapshot
+from clockcore.clockbound.reader import ClockStatus as SegmentClockStatus
+from clockcore.reading import SyncStatus
 
 SourceName = Literal["clockbound", "metadata"]
 SOURCE_FIELD = Field(
@@ -56,7 +57,9 @@ class ReadingModel(BaseModel):
     coarse-clock tick before the reference; the reference time and age here count from
     the reference again, as TMDS stated it)."""
 
-    sampled_at: datetime = Field(description="When the task document was read, or the segment copied (this task's clock).")
+    sampled_at: datetime = Field(
+        description="When the task document was read, or the segment copied (this task's clock)."
+    )
     bound_ms: float = Field(
         description="ClockErrorBound as TMDS reported it, or the segment's bound at its as-of (rounded up to whole ns)."
     )
@@ -67,10 +70,12 @@ class ReadingModel(BaseModel):
     reference_time: datetime | None = Field(description="ReferenceTimestamp; null when TMDS omitted it.")
     reference_age_s: float | None = Field(description="Age of the reference at checked_at.")
     max_drift_ppm: float
-    task: TaskModel | None = Field(description="The task, from the task document; null from the segment, which carries none.")
+    task: TaskModel | None = Field(
+        description="The task, from the task document; null from the segment, which carries none."
+    )
 
     @classmethod
-    def of(cls, reading: ClockReading, at: datetime) -> "ReadingModel":
+    def of(cls, reading: ClockReading, at: datetime) -> ReadingModel:
         identity = reading.identity
         return cls(
             sampled_at=reading.sampled_at,
@@ -91,9 +96,10 @@ class ReadingModel(BaseModel):
             ),
         )
 
-
     @classmethod
-    def of_segment(cls, snapshot: SegmentSnapshot, *, at: datetime, effective_bound_ns: int, reference_age_ns: int) -> "ReadingModel":
+    def of_segment(
+        cls, snapshot: SegmentSnapshot, *, at: datetime, effective_bound_ns: int, reference_age_ns: int
+    ) -> ReadingModel:
         reference_age = timedelta(microseconds=reference_age_ns // 1000)
         return cls(
             sampled_at=at,
@@ -126,10 +132,13 @@ class SegmentModel(BaseModel):
     void: bool
 
     @classmethod
-    def of(cls, path: str, snapshot: SegmentSnapshot, monotonic_ns: int) -> "SegmentModel":
+    def of(cls, path: str, snapshot: SegmentSnapshot, monotonic_ns: int) -> SegmentModel:
         as_of_ns, void_after_ns = snapshot.as_of.ns, snapshot.void_after.ns
         client = snapshot.status
-        if client in (SegmentClockStatus.SYNCHRONIZED, SegmentClockStatus.FREE_RUNNING) and monotonic_ns >= as_of_ns + RESTART_GRACE_NS:
+        if (
+            client in (SegmentClockStatus.SYNCHRONIZED, SegmentClockStatus.FREE_RUNNING)
+            and monotonic_ns >= as_of_ns + RESTART_GRACE_NS
+        ):
             client = SegmentClockStatus.FREE_RUNNING if monotonic_ns < void_after_ns else SegmentClockStatus.UNKNOWN
         return cls(
             path=path,
@@ -148,7 +157,9 @@ class ClockSourceModel(BaseModel):
     """Which source answered the check."""
 
     kind: SourceName = SOURCE_FIELD
-    description: str = Field(description="The source in words, for people.", examples=["ClockBound segment /var/run/clockbound/shm0"])
+    description: str = Field(
+        description="The source in words, for people.", examples=["ClockBound segment /var/run/clockbound/shm0"]
+    )
     segment_path: str | None = Field(description="The configured segment (CLOCK_CLOCKBOUND_SHM); null when none is.")
     note: str | None = Field(
         description="When a segment is configured but the metadata endpoint answered: why the segment did not."
@@ -157,13 +168,14 @@ class ClockSourceModel(BaseModel):
 
 class SampleErrorModel(BaseModel):
     kind: str = Field(
-        description="Machine-readable failure: a clockcore SampleError kind (http_status, timeout, ...) from the metadata "
-        "endpoint, or clockbound_<kind> from the segment (clockbound_void, clockbound_busy, clockbound_permission, ...)."
+        description="Machine-readable failure: a clockcore SampleError kind (http_status, timeout, ...) from the "
+        "metadata endpoint, or clockbound_<kind> from the segment (clockbound_void, clockbound_busy, "
+        "clockbound_permission, ...)."
     )
     message: str
 
     @classmethod
-    def of(cls, error: SampleError) -> "SampleErrorModel":
+    def of(cls, error: SampleError) -> SampleErrorModel:
         return cls(kind=error.kind, message=error.message)
 
 
@@ -176,7 +188,7 @@ class BoundedTimeModel(BaseModel):
     bound_ms: float = Field(description="The effective bound used: half the interval's width.")
 
     @classmethod
-    def of(cls, bounded: BoundedTime) -> "BoundedTimeModel":
+    def of(cls, bounded: BoundedTime) -> BoundedTimeModel:
         return cls(earliest=bounded.earliest, latest=bounded.latest, status=bounded.status, bound_ms=bounded.bound_ms)
 
 
@@ -189,12 +201,16 @@ class ClockStatus(BaseModel):
     source: ClockSourceModel
     reading: ReadingModel | None = Field(description="Null when no reading could be taken (see error).")
     error: SampleErrorModel | None = Field(description="Why the source gave no reading to trust; null otherwise.")
-    segment: SegmentModel | None = Field(description="The segment's own fields when it answered and could be read; null otherwise.")
+    segment: SegmentModel | None = Field(
+        description="The segment's own fields when it answered and could be read; null otherwise."
+    )
     bounded_now: BoundedTimeModel | None
     threshold_ms: float
     max_reference_age_s: float
     cache_ttl_s: float
-    cache_age_s: float = Field(description="How old the cached sample was when this check used it (0 from the segment).")
+    cache_age_s: float = Field(
+        description="How old the cached sample was when this check used it (0 from the segment)."
+    )
 
 
 # ---------------------------------------------------------------- operations
@@ -205,7 +221,9 @@ class OperationRequest(StrictBody):
 class OperationResult(BaseModel):
     operation_id: str
     label: str
-    timestamp: datetime = Field(description="The timestamp the operation was stamped with: stamped.latest, never before true time.")
+    timestamp: datetime = Field(
+        description="The timestamp the operation was stamped with: stamped.latest, never before true time."
+    )
     stamped: BoundedTimeModel
 
 
@@ -316,7 +334,11 @@ class ErrorBody(BaseModel):
 # ---------------------------------------------------------------- local mode
 class ScenarioRequest(StrictBody):
     scenario: str = Field(
-        min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$", description="An emulator scenario name.", examples=["high_bound"]
+        min_length=1,
+        max_length=40,
+        pattern=r"^[a-z0-9_]+$",
+        description="An emulator scenario name.",
+        examples=["high_bound"],
     )
 
 

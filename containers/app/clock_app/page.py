@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException
@@ -11,10 +11,14 @@ from fastapi.responses import HTMLResponse, Response
 router = APIRouter(include_in_schema=False)
 
 # The only files the page needs; anything else under /static is a 404.
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+ASSETS = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> bytes:
     return resources.files("clock_app").joinpath("static", name).read_bytes()
 

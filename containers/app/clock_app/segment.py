@@ -35,9 +35,9 @@ import functools
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from clockcore import BoundedTime, SyncStatus, Verdict, VerdictReason
 from clockcore.clockbound import ClockBoundError, ClockBoundReader, ClockStatus, SegmentSnapshot
@@ -50,11 +50,11 @@ PROBE_INTERVAL_NS = NS_PER_S
 # writer that died mid-update): about a millisecond of retries on the event loop, once
 # per generation, instead of the reader's default ten thousand.
 MAX_COPY_ATTEMPTS = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this many µs since the epoch (2**32 s, the year 2106) a float division gives a
 # datetime its exact microsecond (see SegmentSource.stamp).
 EXACT_FLOAT_US_LIMIT = 2**32 * 1_000_000
-_UTC = timezone.utc
+_UTC = UTC
 _from_timestamp = datetime.fromtimestamp
 
 # The stored status as the metadata path names it. Disrupted records are never shown as
@@ -103,7 +103,12 @@ def stamp_at(
         # fromtimestamp rounds to; 0.3 µs where epoch + timedelta takes 0.45.
         # tests/app/test_app_segment.py checks it against the exact sum.
         return (_from_timestamp(earliest_us / 1e6, _UTC), _from_timestamp(latest_us / 1e6, _UTC), status, grown / 1e6)
-    return (_EPOCH + timedelta(microseconds=earliest_us), _EPOCH + timedelta(microseconds=latest_us), status, grown / 1e6)
+    return (
+        _EPOCH + timedelta(microseconds=earliest_us),
+        _EPOCH + timedelta(microseconds=latest_us),
+        status,
+        grown / 1e6,
+    )
 
 
 def _no_generation() -> int:
@@ -213,7 +218,12 @@ class SegmentSource:
             # Unchanged, or the writer is mid-update (odd) or re-initializing (0): keep the copy.
             elif generation == snapshot.generation or not generation or generation & 1:
                 judgement = read.judgement
-                if not fresh and judgement is not None and judgement.verdict.safe and monotonic_ns < judgement.valid_until_ns:
+                if (
+                    not fresh
+                    and judgement is not None
+                    and judgement.verdict.safe
+                    and monotonic_ns < judgement.valid_until_ns
+                ):
                     if generation == snapshot.generation:
                         self._arm(read)  # after a look at the path: the hot path again
                     return read  # nothing changed, the SAFE verdict still holds
@@ -252,7 +262,14 @@ class SegmentSource:
         """Let the hot path answer from this SAFE read until its verdict ends or the next look at the path."""
         assert read.judgement is not None and read.snapshot is not None
         until_ns = min(read.judgement.valid_until_ns, self._next_probe_ns or 0)
-        self.hot = (until_ns, read.snapshot.generation, read.as_of_ns, read.bound_ns, read.max_drift_ppb, read.sync_status)
+        self.hot = (
+            until_ns,
+            read.snapshot.generation,
+            read.as_of_ns,
+            read.bound_ns,
+            read.max_drift_ppb,
+            read.sync_status,
+        )
 
     def _probe(self, monotonic_ns: int) -> None:
         """Look at the path (at most once per probe interval): open, keep, re-open or drop the reader."""

@@ -10,8 +10,8 @@ parsed by the same `settings_spec.read`; a bad value raises `SettingError` namin
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from clockcore import contract, settings_spec
 from clockcore.errors import SettingError

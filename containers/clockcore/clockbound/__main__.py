@@ -37,7 +37,8 @@ def describe(snapshot: SegmentSnapshot, path: str, *, realtime_ns: int, monotoni
     trust = "trusted" if now.trusted else "NOT trusted"
     support = "on (this tool cannot check the VMClock)" if snapshot.disruption_support else "off"
     return [
-        f"segment      {path} (version {snapshot.version}, {snapshot.segment_size} bytes, generation {snapshot.generation})",
+        f"segment      {path} (version {snapshot.version}, {snapshot.segment_size} bytes, "
+        f"generation {snapshot.generation})",
         f"status       {now.status.name} ({trust}; stored {snapshot.status.name})",
         f"bound        {now.bound_ns / 1e6:.6f} ms now ({snapshot.bound_ns / 1e6:.6f} ms at as-of)",
         f"as-of        {_since(as_of_age)}",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from clockcore.clockbound.writer import (
@@ -58,7 +58,7 @@ class Instant:
 def instant_now() -> Instant:
     # Monotonic first: reading it a little early can only move as-of earlier.
     monotonic_ns = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
-    return Instant(real=datetime.now(timezone.utc), monotonic_ns=monotonic_ns)
+    return Instant(real=datetime.now(UTC), monotonic_ns=monotonic_ns)
 
 
 def coarse_resolution_ns() -> int:
@@ -158,4 +158,6 @@ class SegmentPublisher:
             # bound is still the best known one, for whoever looks.
             basis = self.last_synchronized or basis_for(reading, at, tick_ns=self.tick_ns)
             status = SegmentStatus.UNKNOWN
-        return record_for(basis, status, at=at, interval_s=self.interval_s, max_reference_age_s=self.max_reference_age_s)
+        return record_for(
+            basis, status, at=at, interval_s=self.interval_s, max_reference_age_s=self.max_reference_age_s
+        )

@@ -34,9 +34,10 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from clockcore.clockbound.errors import ClockBoundError, from_os_error
 
@@ -65,7 +66,7 @@ MAX_DRIFT_PPB_LIMIT = 1_000_000_000
 DEFAULT_MAX_ATTEMPTS = 10_000
 
 _NS_PER_S = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ClockStatus(enum.IntEnum):
@@ -143,7 +144,14 @@ class SegmentSnapshot:
     def bounded_at(self, realtime_ns: int, monotonic_ns: int, *, path: str = "<segment>") -> BoundedNow:
         """What the client's `now()` answers at these clock readings (see module doc)."""
         return _bounded(
-            self.as_of.ns, self.void_after.ns, self.bound_ns, self.max_drift_ppb, self.status, realtime_ns, monotonic_ns, path
+            self.as_of.ns,
+            self.void_after.ns,
+            self.bound_ns,
+            self.max_drift_ppb,
+            self.status,
+            realtime_ns,
+            monotonic_ns,
+            path,
         )
 
 
@@ -181,7 +189,9 @@ def _bounded(
 class ClockBoundReader:
     """A read-only mapping of one segment. Not thread-safe (it caches the last copy)."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = DEFAULT_PATH, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> None:
         self.path = os.fspath(path)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -216,7 +226,11 @@ class ClockBoundReader:
                     self._cached = snapshot
                     self._cached_generation = generation
                     self._cached_fields = (
-                        snapshot.as_of.ns, snapshot.void_after.ns, snapshot.bound_ns, snapshot.max_drift_ppb, snapshot.status
+                        snapshot.as_of.ns,
+                        snapshot.void_after.ns,
+                        snapshot.bound_ns,
+                        snapshot.max_drift_ppb,
+                        snapshot.status,
                     )
                     return snapshot
             os.sched_yield()  # let a writer caught mid-update finish
@@ -247,7 +261,8 @@ class ClockBoundReader:
         For hot paths that compare it on every call; it raises ValueError once the reader
         is closed (the view it reads is released then).
         """
-        return functools.partial(operator.getitem, self._require_open()[1], _GENERATION_WORD)
+        # A memoryview of u16 words: getitem returns an int (typeshed types it as a Sequence).
+        return cast(Callable[[], int], functools.partial(operator.getitem, self._require_open()[1], _GENERATION_WORD))
 
     def now(self) -> BoundedNow:
         """Bounded current time, as ClockBound's client computes it (see module doc)."""
@@ -320,9 +335,13 @@ class ClockBoundReader:
 
     def _version_error(self, version: int) -> ClockBoundError:
         if version == 0:
-            return ClockBoundError("not_initialized", self.path, "layout version is 0: the writer is re-initializing it")
+            return ClockBoundError(
+                "not_initialized", self.path, "layout version is 0: the writer is re-initializing it"
+            )
         return ClockBoundError(
-            "bad_version", self.path, f"layout version {version} is not supported (this reader speaks {SUPPORTED_VERSION})"
+            "bad_version",
+            self.path,
+            f"layout version {version} is not supported (this reader speaks {SUPPORTED_VERSION})",
         )
 
     def _require_open(self) -> tuple[mmap.mmap, memoryview]:
@@ -376,7 +395,9 @@ def _check_header(header: bytes, file_size: int, path: str) -> int:
             hint = " (it holds PROTOCOL.md's byte listing; ClockBound writes the magic as two native-endian u32 words)"
         raise ClockBoundError("bad_magic", path, f"not a ClockBound segment: magic is {magic.hex(' ')}{hint}")
     if version == 0:
-        raise ClockBoundError("not_initialized", path, "layout version is 0: the writer has not finished initializing it")
+        raise ClockBoundError(
+            "not_initialized", path, "layout version is 0: the writer has not finished initializing it"
+        )
     if generation == 0:
         raise ClockBoundError("not_initialized", path, "generation is 0: nothing has been written to it yet")
     if version != SUPPORTED_VERSION:
@@ -385,8 +406,12 @@ def _check_header(header: bytes, file_size: int, path: str) -> int:
         )
     if segment_size < MIN_SEGMENT_SIZE:
         raise ClockBoundError(
-            "bad_size", path, f"segment size {segment_size} is too small for a version 2 segment ({MIN_SEGMENT_SIZE} bytes)"
+            "bad_size",
+            path,
+            f"segment size {segment_size} is too small for a version 2 segment ({MIN_SEGMENT_SIZE} bytes)",
         )
     if segment_size > file_size:
-        raise ClockBoundError("bad_size", path, f"segment size {segment_size} is larger than the file ({file_size} bytes)")
+        raise ClockBoundError(
+            "bad_size", path, f"segment size {segment_size} is larger than the file ({file_size} bytes)"
+        )
     return segment_size

@@ -46,7 +46,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from clockcore.clockbound.mapping import REFERENCE_RESOLUTION_NS, coarse_resolution_ns
-from clockcore.clockbound.reader import CAUSALITY_BLUR_NS, EXPECTED_MAGIC, MAX_DRIFT_PPB_LIMIT, ClockStatus, SegmentSnapshot
+from clockcore.clockbound.reader import (
+    CAUSALITY_BLUR_NS,
+    MAX_DRIFT_PPB_LIMIT,
+    ClockStatus,
+    SegmentSnapshot,
+)
 from clockcore.verdict import Verdict, VerdictReason
 
 NS_PER_S = 1_000_000_000
@@ -79,7 +84,9 @@ class SegmentLimits:
             threshold_ms=threshold_ms,
             max_reference_age_s=max_reference_age_s,
             reference_allowance_ns=(
-                REFERENCE_RESOLUTION_NS + coarse_resolution_ns() if reference_allowance_ns is None else reference_allowance_ns
+                REFERENCE_RESOLUTION_NS + coarse_resolution_ns()
+                if reference_allowance_ns is None
+                else reference_allowance_ns
             ),
         )
 
@@ -123,7 +130,9 @@ def _untrusted(
     return SegmentJudgement(verdict, monotonic_ns, valid_until_ns, False, effective_ns, age_ns, void, problem)
 
 
-def judge_segment(snapshot: SegmentSnapshot, *, monotonic_ns: int, limits: SegmentLimits, path: str) -> SegmentJudgement:
+def judge_segment(
+    snapshot: SegmentSnapshot, *, monotonic_ns: int, limits: SegmentLimits, path: str
+) -> SegmentJudgement:
     """The verdict on a segment record at CLOCK_MONOTONIC_COARSE instant `monotonic_ns` (module doc)."""
     as_of_ns = snapshot.as_of.ns
     void_after_ns = snapshot.void_after.ns
@@ -150,7 +159,9 @@ def judge_segment(snapshot: SegmentSnapshot, *, monotonic_ns: int, limits: Segme
         problem = ("disrupted", "has clock status Disrupted: the clock was disrupted and its bound must not be trusted")
     if problem is not None:
         return _untrusted(path, *problem, monotonic_ns, FOREVER_NS, effective_ns, age_ns, void)
-    age_limit_at_ns = as_of_ns + limits.reference_allowance_ns + limits.max_reference_age_ns + 1  # first too-old instant
+    age_limit_at_ns = (
+        as_of_ns + limits.reference_allowance_ns + limits.max_reference_age_ns + 1
+    )  # first too-old instant
     too_old = age_ns > limits.max_reference_age_ns
     if void and not too_old:
         since = f"{(monotonic_ns - void_after_ns) / NS_PER_S:.1f} s"
@@ -170,12 +181,15 @@ def judge_segment(snapshot: SegmentSnapshot, *, monotonic_ns: int, limits: Segme
         )
     elif status is ClockStatus.UNKNOWN:
         reasons.append(VerdictReason.NOT_SYNCHRONIZED)
-        details.append("clock synchronization status is UNKNOWN (ClockBound segment status Unknown: not synchronized yet)")
+        details.append(
+            "clock synchronization status is UNKNOWN (ClockBound segment status Unknown: not synchronized yet)"
+        )
     over = effective_ns > limits.threshold_ns
     if over:
         reasons.append(VerdictReason.BOUND_OVER_THRESHOLD)
         details.append(
-            f"effective clock error bound {effective_ns / NS_PER_MS:.3f} ms exceeds the {limits.threshold_ms:g} ms threshold"
+            f"effective clock error bound {effective_ns / NS_PER_MS:.3f} ms exceeds the "
+            f"{limits.threshold_ms:g} ms threshold"
         )
     if too_old:
         reasons.append(VerdictReason.REFERENCE_TOO_OLD)

@@ -109,7 +109,8 @@ class SegmentRecord:
             raise ValueError(f"bound_ns must be within 0..2**63-1, got {self.bound_ns}")
         if not 0 <= self.max_drift_ppb < MAX_DRIFT_PPB_LIMIT:
             raise ValueError(
-                f"max_drift_ppb must be within 0..{MAX_DRIFT_PPB_LIMIT - 1} (clients refuse more), got {self.max_drift_ppb}"
+                f"max_drift_ppb must be within 0..{MAX_DRIFT_PPB_LIMIT - 1} (clients refuse more), "
+                f"got {self.max_drift_ppb}"
             )
         if not 0 <= self.disruption_marker < 2**64:
             raise ValueError(f"disruption_marker must fit a u64, got {self.disruption_marker}")
@@ -162,7 +163,7 @@ class ClockBoundWriter:
         # The generation is stored through a u16 view: one 2-byte store. struct.pack_into
         # writes a u16 a byte at a time (measured here: a reader caught 255 -> 256 as 0
         # and as 511), and a torn 0 reads as "never written".
-        self._words: memoryview | None = memoryview(self._map)[:_HEADER.size].cast("H")
+        self._words: memoryview | None = memoryview(self._map)[: _HEADER.size].cast("H")
         # CPython has no memory fence; see _fence().
         self._fence_lock = threading.Lock()
         self._fence_lock.acquire()
@@ -300,11 +301,15 @@ def _check_existing(content: bytes, file_size: int, path: str) -> None:
     if content[:8] != MAGIC:
         raise ClockBoundError("foreign", path, f"does not start with ClockBound's magic number: {refusal}")
     if file_size != SEGMENT_SIZE:
-        raise ClockBoundError("foreign", path, f"is {file_size} bytes, a version 2 segment is {SEGMENT_SIZE}: {refusal}")
+        raise ClockBoundError(
+            "foreign", path, f"is {file_size} bytes, a version 2 segment is {SEGMENT_SIZE}: {refusal}"
+        )
     _, segment_size, version, _ = _HEADER.unpack_from(content)
     if version != LAYOUT_VERSION:
         raise ClockBoundError(
             "bad_version", path, f"is a ClockBound segment of layout version {version}, not {LAYOUT_VERSION}: {refusal}"
         )
     if segment_size != SEGMENT_SIZE:
-        raise ClockBoundError("bad_size", path, f"declares a segment size of {segment_size}, not {SEGMENT_SIZE}: {refusal}")
+        raise ClockBoundError(
+            "bad_size", path, f"declares a segment size of {segment_size}, not {SEGMENT_SIZE}: {refusal}"
+        )
