@@ -52,7 +52,7 @@ PROBE_INTERVAL_NS = NS_PER_S
 MAX_COPY_ATTEMPTS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this many µs since the epoch (2**32 s, the year 2106) a float division gives a
-# datetime its exact microsecond (see SegmentSource.stamp).
+# datetime its exact microsecond (see stamp_at).
 EXACT_FLOAT_US_LIMIT = 2**32 * 1_000_000
 _UTC = UTC
 _from_timestamp = datetime.fromtimestamp
@@ -188,10 +188,10 @@ class SegmentSource:
         self._read: SegmentRead | None = None  # the last read of the open reader
         self._failed_generation: int | None = None  # snapshot() failed at this generation
         # The hot path (ClockGuard.try_admit): while `hot` is set, a record judged SAFE holds
-        # until its first instant (hot[0]: the verdict's end or the next look at the path,
+        # until the instant hot[0] (the verdict's end or the next look at the path,
         # whichever comes first) as long as the generation word (`generation_now()`) stays
-        # hot[1]; hot[2:] is what stamp_at needs. Plain tuple and C callables: the check
-        # and the stamp run in one Python frame.
+        # hot[1]; hot[2:] is what stamp_at needs. A plain tuple and C-level callables: the
+        # check runs in try_admit's own frame, the stamp in stamp_at's.
         self.hot: tuple[int, int, int, int, int, SyncStatus] | None = None
         self.generation_now: Callable[[], int] = _no_generation
 
