@@ -26,6 +26,7 @@ help:
 	@echo "make local    run emulator + worker + app on 127.0.0.1 (no AWS needed)"
 	@echo "make test     set up if needed, then every test"
 	@echo "make lint     ruff, mypy and the workflow schema (make test runs it first)"
+	@echo "make screenshot  refresh docs/screenshot.png from the page (tests write theirs to a temp folder)"
 	@echo "make checkov  install checkov (pinned) into .tools/checkov-venv, for tests/infra/test_checkov.py"
 	@echo "make synth    cdk synth with the pinned CLI, offline"
 	@echo "make images   build both images from cdk.out/ (Docker, else podman); ARCH=x86_64|arm64"
@@ -88,6 +89,10 @@ lint: setup
 # module's synthesized stacks and processes are made once (about 2.5 min here).
 test: setup system-packages checkov lint
 	$(PY) -m pytest -n 4 --dist loadfile
+
+# The README's picture of the page: the browser test, writing docs/screenshot.png.
+screenshot: setup system-packages
+	CLOCK_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -n 0 -q tests/app/test_app_page.py -k gate_closing
 
 synth: setup
 	$(BIN)/npx cdk synth --quiet $(SYNTH_CONTEXT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import httpx
@@ -15,6 +16,21 @@ def set_scenario(emulator, scenario: str, **values: object) -> None:
     """Through the emulator's control API (Emulator.set_scenario cannot take bound_ms)."""
     answer = httpx.post(f"{emulator.base_url}/_emulator/scenario", json={"scenario": scenario, **values})
     assert answer.status_code == 200, answer.text
+
+
+def wait_for_verdict(client, verdict: str, *, timeout_s: float = 5.0) -> None:
+    """Poll /api/clock until the gate says `verdict` (the cache expires within one TTL)."""
+    deadline = time.monotonic() + timeout_s
+    while (seen := client.get("/api/clock").json()["verdict"]) != verdict:
+        assert time.monotonic() < deadline, f"verdict still {seen} after {timeout_s} s"
+        time.sleep(0.05)
+
+
+def _ignore_errors(call) -> None:
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - the test only needs the request to be in flight
+        pass
 
 
 def test_ok_clock_is_safe_with_bounded_now(live_app, emulator):
@@ -91,13 +107,14 @@ def test_gate_runs_when_safe_and_refuses_then_recovers(live_app, emulator):
         assert body["stamped"]["bound_ms"] <= 1.0
 
         emulator.set_scenario("high_bound")
-        time.sleep(1.05)  # the cached SAFE sample expires
+        # Once the cached SAFE sample has expired, the gate answers from the new state.
+        wait_for_verdict(client, "UNSAFE")
         refused = client.post("/api/operations", json={"label": "transfer-43"})
         assert refused.status_code == 503
         assert "bound_over_threshold" in refused.json()["message"]
 
         emulator.set_scenario("ok")
-        time.sleep(1.05)
+        wait_for_verdict(client, "SAFE")
         assert client.post("/api/operations", json={"label": "transfer-44"}).status_code == 200
         assert client.get(contract.APP_STATS_PATH).json() == {"allowed": 2, "refused": 1}
 
@@ -128,10 +145,24 @@ def test_healthz_never_depends_on_the_clock(live_app, emulator):
         assert client.get("/healthz").status_code == 200
     emulator.set_scenario("slow", delay_s=5)
     with live_app.client() as client:
-        time.sleep(1.05)
+        # A clock request starts a metadata fetch that hangs for 5 s; /healthz must not wait for it.
+        asked = emulator.task_requests
+        def ask_the_clock() -> None:
+            # Until the cached outage expires, answers come from the cache; then one hangs.
+            with live_app.client() as other:
+                while emulator.task_requests == asked:
+                    _ignore_errors(lambda: other.get("/api/clock", timeout=10))
+
+        hanging = threading.Thread(target=ask_the_clock, daemon=True)
+        hanging.start()
+        deadline = time.monotonic() + 5
+        while emulator.task_requests == asked:
+            assert time.monotonic() < deadline, "the clock request never reached the metadata endpoint"
+            time.sleep(0.02)
         started = time.monotonic()
         assert client.get("/healthz").status_code == 200
         assert time.monotonic() - started < 0.5
+        assert hanging.is_alive(), "the metadata fetch was still in flight"
 
 
 def test_readyz_is_200_when_safe(live_app):

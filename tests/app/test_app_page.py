@@ -8,11 +8,13 @@ import shutil
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "containers" / "app" / "clock_app" / "static"
-SCREENSHOT = REPO / "docs" / "screenshot.png"
+# Only `make screenshot` refreshes the README's picture; a test run writes to its temp folder.
+SCREENSHOT_ENV = "CLOCK_SCREENSHOT"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -42,16 +44,25 @@ def test_no_asset_reaches_beyond_the_app():
 def _browser_or_skip():
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         if os.environ.get("CI"):
-            pytest.fail("chromium is missing; in CI the browser test must run (make browser installs it)")
-        pytest.skip("chromium is not installed (make browser installs it)")
+            pytest.fail("chromium is missing; in CI the browser test must run (make system-packages installs it)")
+        pytest.skip("chromium is not installed (make system-packages installs it)")
     from playwright.sync_api import sync_playwright
 
     return sync_playwright
 
 
 @pytest.mark.browser
-def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator):
+def _wait_for_history(app_url: str, entries: int, *, timeout_s: float = 15.0) -> None:
+    """Until the app's history (what the chart draws) holds `entries` samples."""
+    deadline = time.monotonic() + timeout_s
+    while len(httpx.get(f"{app_url}/api/history", timeout=5).json()["readings"]) < entries:
+        assert time.monotonic() < deadline, f"fewer than {entries} samples after {timeout_s} s"
+        time.sleep(0.1)
+
+
+def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator, tmp_path):
     sync_playwright = _browser_or_skip()
+    screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "screenshot.png")
     problems: list[str] = []
     foreign_requests: list[str] = []
     with sync_playwright() as playwright:
@@ -71,7 +82,7 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
             page.wait_for_selector("#scenario-card:not([hidden]) button[data-scenario=high_bound]")
             page.click("#run-op")
             page.wait_for_selector("#op-result.ok")
-            time.sleep(4)  # a few samples on the chart
+            _wait_for_history(local_app.url, 4)  # a few samples on the chart
 
             # The emulator switches behind the page's back: the page sees it by polling.
             emulator.set_scenario("high_bound")
@@ -88,22 +99,22 @@ def test_page_shows_the_gate_closing_and_opening_in_chromium(local_app, emulator
             page.click("#run-commit")
             page.wait_for_selector("#op-result.ok")
             assert "Committed at" in page.text_content("#op-result")
-            time.sleep(2)
+            samples = len(httpx.get(f"{local_app.url}/api/history", timeout=5).json()["readings"])
 
             # For the README: the gate closed, the bound over the threshold on the chart.
             page.click("button[data-scenario=high_bound]")
             page.wait_for_selector("#verdict[data-verdict=UNSAFE]", timeout=5_000)
             page.click("#run-op")
             page.wait_for_selector("#op-result.bad")
-            time.sleep(3.5)
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            _wait_for_history(local_app.url, samples + 3)  # the high bound drawn over a few samples
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     # Chromium logs every non-2xx fetch; the refusals above are the expected 503s.
     assert [problem for problem in problems if "status of 503" not in problem] == [], problems
     assert foreign_requests == [], foreign_requests
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000
 
 
 @pytest.mark.browser
