@@ -28,7 +28,7 @@ _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Consecutive periods over the threshold before the bound and sync alarms fire. Each
 # period is at least twice the sampling interval (`alarm_period`), so a bad task breaches
 # every one of them: one jittery sample is one breaching period, not an incident; a
-# bound over the threshold for two periods (1 min at the default 10 s interval) is.
+# bound over the threshold for two periods (20 s at the default 5 s interval) is.
 BOUND_EVALUATION_PERIODS = 2
 NO_DATA_EVALUATION_PERIODS = 3
 # The ECS service must have reported running tasks this many minutes in a row before

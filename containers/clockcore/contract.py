@@ -118,7 +118,10 @@ CLOCKBOUND_SHM_PATH = "/var/run/clockbound/shm0"
 ENV_APP_PORT = "CLOCK_APP_PORT"  # where the app listens; the construct's app_port says the same
 
 # ---------------------------------------------------------------- defaults
-DEFAULT_INTERVAL_SECONDS = 10.0
+# 5 s: the app's gate reads the ClockBound segment, whose bound grows from the worker's
+# last write; at 10 s a healthy 0.45 ms bound grew past a 1 ms threshold before each
+# write (9 % of checks UNSAFE, measured), at 5 s it stays near 0.8 ms.
+DEFAULT_INTERVAL_SECONDS = 5.0
 MIN_INTERVAL_SECONDS = 1.0
 # Beyond an hour between samples every alarm period would be meaningless.
 MAX_INTERVAL_SECONDS = 3600.0

@@ -1,6 +1,6 @@
 """The demo stack keeps every promise of the issue: assertions on the synthesized template.
 
-`demo` is the stack with cdk.json's defaults (EMF sink, HTTP, X86_64, 10 s interval);
+`demo` is the stack with cdk.json's defaults (EMF sink, HTTP, X86_64, 5 s interval);
 `variant` flips every option (PutMetricData, HTTPS, ARM64, ECS Exec, e-mail, 30 s).
 """
 
@@ -231,7 +231,7 @@ def test_worker_environment_comes_from_the_contract(demo: Synthesized):
         # Stack name + construct path: unique per stack (cdk.json leaves clock:serviceName empty).
         contract.ENV_SERVICE: "ClockDemo/Service",
         contract.ENV_PER_TASK_METRICS: contract.EFFECTIVE_BOUND.name,
-        contract.ENV_INTERVAL: "10",
+        contract.ENV_INTERVAL: "5",
         contract.ENV_MAX_DRIFT_PPM: "50",
         contract.ENV_THRESHOLD_MS: "1",
         contract.ENV_MAX_REFERENCE_AGE: "120",
@@ -280,7 +280,7 @@ def test_bound_alarm_is_high_resolution_on_the_service_dimension(demo: Synthesiz
         "MetricName": contract.EFFECTIVE_BOUND.name,
         "Dimensions": [{"Name": contract.SERVICE_DIMENSION, "Value": "ClockDemo/Service"}],
     }
-    assert (stat["Period"], stat["Stat"]) == (30, "Maximum")  # twice the 10 s interval
+    assert (stat["Period"], stat["Stat"]) == (10, "Maximum")  # twice the 5 s interval
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
@@ -298,7 +298,7 @@ def test_not_synchronized_alarm(demo: Synthesized):
     stat = metric_stat(alarm)
     assert stat["Metric"]["MetricName"] == contract.CLOCK_SYNCHRONIZED.name
     assert stat["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "ClockDemo/Service"}]
-    assert (stat["Period"], stat["Stat"]) == (30, "Minimum")
+    assert (stat["Period"], stat["Stat"]) == (10, "Minimum")
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["TreatMissingData"] == "notBreaching"
 

@@ -277,7 +277,7 @@ def test_two_demo_stacks_watch_disjoint_service_values(tmp_path: Path):
 
 
 # ---------------------------------------------------------------- 4, 5. the alarms
-@pytest.mark.parametrize(("configuration", "interval", "period"), [("demo", 10, 30), ("variant", 30, 60)])
+@pytest.mark.parametrize(("configuration", "interval", "period"), [("demo", 5, 10), ("variant", 30, 60)])
 def test_bound_alarm_period_holds_every_task_sample(configuration: str, interval: int, period: int, request: pytest.FixtureRequest):
     from clock_stack.monitoring import BOUND_EVALUATION_PERIODS
 
@@ -357,6 +357,7 @@ def test_worst_case_detection_time_at_the_defaults():
     from clock_stack.monitoring import worst_case_detection_seconds
 
     # The next sample within 10 s, then two 30 s periods.
+    assert worst_case_detection_seconds(5) == 25  # the default: the next sample, then two 10 s periods
     assert worst_case_detection_seconds(10) == 70
     assert worst_case_detection_seconds(1) == 21
     assert worst_case_detection_seconds(60) == 300

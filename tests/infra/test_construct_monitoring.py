@@ -3,7 +3,7 @@ evaluation periods, datapoints to alarm, missing-data treatment and actions, and
 topic they notify.
 
 Two configurations, each synthesized once:
-- `known_service`: the defaults (10 s interval, 1 ms threshold, the standard profile with
+- `known_service`: the defaults (5 s interval, 1 ms threshold, the standard profile with
   the effective bound per task), an ECS service to tell "no task yet" from "no reading",
   and an e-mail subscription on the topic the construct creates;
 - `bare_metrics`: a 45 s interval, a 2.5 ms threshold, nothing per task, no ECS
@@ -84,28 +84,28 @@ def assert_notifies_nobody(properties: dict) -> None:
 
 
 # ---------------------------------------------------------------- the bound
-def test_bound_alarm_fires_on_the_max_effective_bound_over_threshold_2_of_2_periods_of_30_s(known_service):
+def test_bound_alarm_fires_on_the_max_effective_bound_over_threshold_2_of_2_periods_of_10_s(known_service):
     bound = alarm(known_service, "bound_over_threshold")
     assert metric_stat(bound) == {
         "Metric": BOUND_METRIC,
         "Stat": "Maximum",
-        # At the default 10 s interval: twice the interval, a high-resolution period.
-        "Period": 30,
+        # At the default 5 s interval: twice the interval, a high-resolution period.
+        "Period": 10,
     }
-    assert alarm_period(10).to_seconds() == 30
+    assert alarm_period(5).to_seconds() == 10
     assert bound["Threshold"] == 1.0
     assert bound["ComparisonOperator"] == "GreaterThanThreshold"
     assert bound["EvaluationPeriods"] == BOUND_EVALUATION_PERIODS == 2
     assert bound["DatapointsToAlarm"] == BOUND_EVALUATION_PERIODS == 2
     # Silence is the no-data alarm's job.
     assert bound["TreatMissingData"] == "notBreaching"
-    assert bound["AlarmDescription"].endswith("above 1 ms for 2 periods of 30 s")
+    assert bound["AlarmDescription"].endswith("above 1 ms for 2 periods of 10 s")
     assert_notifies_nobody(bound)
 
 
-def test_a_bad_bound_is_in_alarm_70_s_after_it_went_bad_at_the_default_interval():
-    # One interval to the next sample, then two whole 30 s periods (README: detection time).
-    assert worst_case_detection_seconds(10) == 10 + 2 * 30 == 70
+def test_a_bad_bound_is_in_alarm_25_s_after_it_went_bad_at_the_default_interval():
+    # One interval to the next sample, then two whole 10 s periods (README: detection time).
+    assert worst_case_detection_seconds(5) == 5 + 2 * 10 == 25
 
 
 def test_per_task_bound_alarm_queries_metrics_insights_for_the_worst_task_2_of_2_minutes(known_service):
@@ -126,12 +126,12 @@ def test_per_task_bound_alarm_queries_metrics_insights_for_the_worst_task_2_of_2
 
 
 # ---------------------------------------------------------------- synchronization and silence
-def test_sync_alarm_fires_when_the_min_of_clock_synchronized_is_below_1_for_2_of_2_periods_of_30_s(known_service):
+def test_sync_alarm_fires_when_the_min_of_clock_synchronized_is_below_1_for_2_of_2_periods_of_10_s(known_service):
     sync = alarm(known_service, "not_synchronized")
     assert metric_stat(sync) == {
         "Metric": {"Namespace": "FargateClock", "MetricName": "ClockSynchronized", "Dimensions": SERVICE_DIMENSIONS},
         "Stat": "Minimum",
-        "Period": 30,
+        "Period": 10,
     }
     assert (sync["Threshold"], sync["ComparisonOperator"]) == (1, "LessThanThreshold")
     assert (sync["EvaluationPeriods"], sync["DatapointsToAlarm"]) == (2, 2)

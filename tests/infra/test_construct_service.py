@@ -4,7 +4,7 @@ load balancer, IAM, and alarms that watch this very service.
 
 Two configurations, each synthesized once:
 - `default_service`: every prop left to its default (the project's app and worker
-  images, its own VPC and cluster, HTTP, EMF, a 10 s interval, a 1 ms threshold);
+  images, its own VPC and cluster, HTTP, EMF, a 5 s interval, a 1 ms threshold);
 - `exec_service`: ECS Exec, HTTPS with a certificate, ingress from one network only,
   the CloudWatch sink at a 30 s interval with a 2.5 ms threshold.
 
@@ -227,7 +227,7 @@ def test_alarms_watch_this_service_under_the_constructs_path(default_service):
     assert env_of(default_service.container(WORKER_CONTAINER_NAME))["CLOCK_SERVICE_NAME"] == "ServiceStack/Orders"
     bound = default_service.properties_of(service.alarms.bound_over_threshold)
     assert metric_stat(bound)["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "ServiceStack/Orders"}]
-    assert (bound["EvaluationPeriods"], bound["DatapointsToAlarm"], metric_stat(bound)["Period"]) == (2, 2, 30)
+    assert (bound["EvaluationPeriods"], bound["DatapointsToAlarm"], metric_stat(bound)["Period"]) == (2, 2, 10)
     assert bound["EvaluationPeriods"] == BOUND_EVALUATION_PERIODS
     tasks = default_service.properties_of(service.alarms.service_has_tasks)
     assert metric_stat(tasks)["Metric"]["Dimensions"] == [

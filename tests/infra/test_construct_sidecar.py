@@ -107,7 +107,7 @@ def test_worker_environment_is_exactly_the_clock_settings(emf_sidecar):
         "CLOCK_METRICS_PROFILE": "standard",
         "CLOCK_SERVICE_NAME": SERVICE,
         "CLOCK_PER_TASK_METRICS": "EffectiveClockErrorBound",
-        "CLOCK_INTERVAL_SECONDS": "10",
+        "CLOCK_INTERVAL_SECONDS": "5",
         "CLOCK_MAX_DRIFT_PPM": "50",
         "CLOCK_THRESHOLD_MS": "1",
         "CLOCK_MAX_REFERENCE_AGE_SECONDS": "120",

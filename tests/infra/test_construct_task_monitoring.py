@@ -172,7 +172,7 @@ def test_alarms_name_the_default_service_and_silence_counts_while_the_ecs_servic
     alarms = built.clock.alarms
     bound = with_service.properties_of(alarms.bound_over_threshold)
     assert metric_stat(bound)["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "TaskMonitoringStack/Clock"}]
-    assert (bound["EvaluationPeriods"], bound["DatapointsToAlarm"], metric_stat(bound)["Period"]) == (2, 2, 30)
+    assert (bound["EvaluationPeriods"], bound["DatapointsToAlarm"], metric_stat(bound)["Period"]) == (2, 2, 10)
     assert bound["EvaluationPeriods"] == BOUND_EVALUATION_PERIODS
     tasks = with_service.properties_of(alarms.service_has_tasks)
     assert metric_stat(tasks)["Metric"]["Dimensions"] == [

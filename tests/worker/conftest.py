@@ -140,7 +140,9 @@ def assert_on_one_second_grid(stamps_ms: list[int]) -> None:
     sample would show gaps of 1 s plus the sample's duration."""
     assert len(stamps_ms) >= 3, stamps_ms
     gaps = [later - earlier for earlier, later in zip(stamps_ms, stamps_ms[1:])]
-    assert all(700 <= gap <= 1300 for gap in gaps), gaps
+    # Single gaps may stretch by 0.4 s when four test workers share two cores; the mean
+    # (next line) is what shows drift.
+    assert all(600 <= gap <= 1400 for gap in gaps), gaps
     assert abs((stamps_ms[-1] - stamps_ms[0]) / len(gaps) - 1000) <= 60, gaps
 
 

@@ -25,7 +25,7 @@ def test_defaults_follow_the_contract():
     assert settings.namespace == contract.DEFAULT_NAMESPACE
     assert settings.service_name == contract.DEFAULT_SERVICE_NAME
     assert settings.per_task_metrics == contract.DEFAULT_PER_TASK_METRICS
-    assert settings.interval_s == contract.DEFAULT_INTERVAL_SECONDS == 10.0
+    assert settings.interval_s == contract.DEFAULT_INTERVAL_SECONDS == 5.0
     assert settings.max_drift_ppm == contract.DEFAULT_MAX_DRIFT_PPM
     assert settings.buffer_samples == DEFAULT_BUFFER_SAMPLES
     assert str(settings.heartbeat_file) == DEFAULT_HEARTBEAT_FILE

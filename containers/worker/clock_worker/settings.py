@@ -46,7 +46,7 @@ ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 ENV_AWS_ENDPOINT_URLS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH")
 
 # ---------------------------------------------------------------- worker-only defaults
-# 1,440 samples: 4 hours of outage at the default 10 s interval, 24 minutes at 1 s.
+# 1,440 samples: 2 hours of outage at the default 5 s interval, 24 minutes at 1 s.
 # A buffered sample is a few hundred bytes, so the bound keeps memory small too.
 DEFAULT_BUFFER_SAMPLES = 1440
 MAX_BUFFER_SAMPLES = 100_000
