@@ -18,7 +18,7 @@ import pytest
 from clockcore.clockbound import ClockBoundReader, ClockStatus, SegmentSnapshot
 from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE
 
-from .conftest import ROOT, WORKER_PYTHONPATH, base_env
+from .conftest import ROOT, base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,13 +100,18 @@ def test_every_scenario_after_a_synchronized_start(tmp_path, emulator, start_wor
     if expected == "unchanged":
         # A failed sample writes nothing: the record (and its generation) stays, its bound
         # keeps growing, and it is void 3 intervals after the last good write.
-        worker.wait_for(lambda: len(worker.logs("sample_failed")) >= 2, timeout_s=10, what="two failed samples")
+        worker.wait_for(lambda: len(worker.logs("sample_failed")) >= 1, timeout_s=10, what="a failed sample")
         with ClockBoundReader(path) as reader:
             kept = reader.snapshot()
-        assert kept.generation == wait_for_snapshot(path, lambda s: True, timeout_s=1).generation
-        assert (kept.as_of, kept.bound_ns, kept.status) == (first.as_of, first.bound_ns, first.status) or (
-            kept.status is ClockStatus.SYNCHRONIZED and kept.bound_ns == first.bound_ns
+        failed = len(worker.logs("sample_failed"))
+        worker.wait_for(lambda: len(worker.logs("sample_failed")) >= failed + 2, timeout_s=10, what="two more failures")
+        with ClockBoundReader(path) as reader:
+            later = reader.snapshot()
+        # Nothing was written meanwhile: the same record under the same generation.
+        assert (later.generation, later.as_of, later.bound_ns, later.status) == (
+            kept.generation, kept.as_of, kept.bound_ns, kept.status
         )
+        assert kept.status is ClockStatus.SYNCHRONIZED and kept.bound_ns == first.bound_ns
         void = wait_for_snapshot(path, lambda s: s.is_void_at(time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)), timeout_s=6)
         assert void.generation == kept.generation
     elif expected == "bound":
@@ -119,7 +124,7 @@ def test_every_scenario_after_a_synchronized_start(tmp_path, emulator, start_wor
         # NOT_SYNCHRONIZED: FreeRunning, keeping the last synchronized bound and as-of.
         snapshot = wait_for_snapshot(path, lambda s: s.status is ClockStatus.FREE_RUNNING, timeout_s=10, worker=worker)
         assert snapshot.as_of == first.as_of and snapshot.bound_ns == first.bound_ns
-        assert snapshot.generation > first.generation or snapshot.generation < first.generation  # rewritten
+        assert snapshot.generation != first.generation  # rewritten, not left as it was
     elif expected == "void":
         # A reference older than CLOCK_MAX_REFERENCE_AGE_SECONDS: void at once.
         snapshot = wait_for_snapshot(path, lambda s: s.bound_ns != first.bound_ns or s.as_of != first.as_of,
@@ -203,4 +208,3 @@ def test_without_the_setting_no_segment_and_health_after_sync(tmp_path, emulator
     worker.wait_for(lambda: healthcheck(env).returncode == 0, timeout_s=10, what="healthy")
     worker.terminate()
     assert not list(tmp_path.rglob("shm0"))
-    assert WORKER_PYTHONPATH  # the worker ran as the image runs it

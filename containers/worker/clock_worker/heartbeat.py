@@ -60,9 +60,3 @@ class Heartbeat:
             f"{state}\nclock worker heartbeat, pid {os.getpid()}, {time.time():.3f}\n", encoding="ascii"
         )
         self._written = synchronized
-
-    def remove(self) -> None:
-        try:
-            os.unlink(self._path)
-        except OSError:
-            pass
