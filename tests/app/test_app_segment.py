@@ -271,7 +271,7 @@ def test_the_stamp_is_bounded_by_the_segment_at_the_verdicts_instant(emulator, s
     stamp = admit(make_guard(emulator, shm, Clocks()))
     assert isinstance(stamp, tuple)
     earliest, latest, status, bound_ms = stamp
-    assert status is SyncStatus.SYNCHRONIZED
+    assert status == SyncStatus.SYNCHRONIZED.value and type(status) is str  # the value the answer serializes
     assert 0.4 <= bound_ms < 0.41  # 0.4 ms grown for the moments since as-of
     # [now - bound, now + bound], rounded outwards to whole microseconds.
     assert 2 * bound_ms <= (latest - earliest).total_seconds() * 1000 <= 2 * bound_ms + 0.002
@@ -396,3 +396,80 @@ def test_stamps_are_exact_microseconds():
     # Outwards: earliest rounds down, latest up.
     stamp = SegmentSource.stamp(record(1), 1_700_000_000_000_000_500, 0)
     assert stamp[:2] == (epoch + timedelta(microseconds=1_700_000_000_000_000), epoch + timedelta(microseconds=1_700_000_000_000_001))
+
+
+class ScriptedClocks:
+    """Both clocks held at values a test sets."""
+
+    def __init__(self, monotonic_ns: int, realtime_ns: int) -> None:
+        self.monotonic = monotonic_ns
+        self.realtime = realtime_ns
+
+    def monotonic_ns(self) -> int:
+        return self.monotonic
+
+    def realtime_ns(self) -> int:
+        return self.realtime
+
+
+def test_the_hot_path_stamps_exactly_as_stamp_at(emulator, shm, feed):
+    """try_admit's hot path computes stamp_at inline: the same stamp at the same readings,
+    across ages, bounds, drifts and sub-microsecond instants (the outward rounding)."""
+    import random
+
+    from clock_app.segment import stamp_at
+
+    generator = random.Random(11)
+    base = Clocks().monotonic_ns()
+    clocks = ScriptedClocks(base, Clocks().realtime_ns())
+    settings = load_settings({"ECS_CONTAINER_METADATA_URI_V4": emulator.metadata_uri, "CLOCK_CLOCKBOUND_SHM": str(shm)})
+    source = segment_source(shm, clocks)  # type: ignore[arg-type]  # any object with the two clocks
+    guard = ClockGuard(settings, ReadingHistory(50), segment=source)
+    hot_stamps = 0
+    for case in range(400):
+        age_ns = generator.randrange(0, 4 * NS)
+        bound_ns = generator.randrange(0, 600_000)
+        drift_ppb = generator.choice([0, 1, 1_000, 50_000, 99_999])
+        feed.write(
+            SegmentRecord(
+                as_of_ns=base - age_ns, void_after_ns=base + 60 * NS, bound_ns=bound_ns,
+                max_drift_ppb=drift_ppb, status=SegmentStatus.SYNCHRONIZED,
+            )
+        )  # fmt: skip
+        clocks.realtime += generator.randrange(1, 10**9)
+        first = guard.try_admit()  # a new generation: judged, then armed
+        if not isinstance(first, tuple):
+            continue  # this record's bound is over the threshold: UNSAFE, nothing to compare
+        assert source.hot is not None, case
+        # Later instants within the hot window (the verdict holding, the next look not due).
+        clocks.monotonic += generator.randrange(0, 50_000_000)
+        clocks.realtime += generator.randrange(0, 50_000_000)
+        if clocks.monotonic >= source.hot[0]:
+            continue
+        hot = guard.try_admit()
+        assert hot == stamp_at(base - age_ns, bound_ns, drift_ppb, "SYNCHRONIZED", clocks.realtime, clocks.monotonic), (
+            case
+        )
+        assert isinstance(hot, tuple) and type(hot[2]) is str  # the plain value the answer serializes
+        hot_stamps += 1
+    assert hot_stamps > 200  # the comparison ran, on most cases
+
+
+def test_a_record_whose_as_of_is_ahead_is_not_armed_for_the_hot_path(emulator, shm, feed):
+    """The hot path assumes elapsed >= 0. The judgement forgives an as-of up to 1 µs ahead
+    (CAUSALITY_BLUR_NS); such a record is stamped through stamp_at until the clock passes it."""
+    clocks = ScriptedClocks(Clocks().monotonic_ns(), Clocks().realtime_ns())
+    settings = load_settings({"ECS_CONTAINER_METADATA_URI_V4": emulator.metadata_uri, "CLOCK_CLOCKBOUND_SHM": str(shm)})
+    source = segment_source(shm, clocks)  # type: ignore[arg-type]
+    guard = ClockGuard(settings, ReadingHistory(50), segment=source)
+    feed.write(
+        SegmentRecord(
+            as_of_ns=clocks.monotonic + 500, void_after_ns=clocks.monotonic + 60 * NS, bound_ns=200_000,
+            max_drift_ppb=50_000, status=SegmentStatus.SYNCHRONIZED,
+        )
+    )  # fmt: skip
+    stamp = guard.try_admit()
+    assert isinstance(stamp, tuple) and source.hot is None
+    assert stamp[3] == 0.2  # no growth before as-of
+    clocks.monotonic += 1_000  # past as-of now: armed at the next look at this record
+    assert isinstance(guard.try_admit(), tuple) and source.hot is not None

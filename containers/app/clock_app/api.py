@@ -15,8 +15,6 @@ from pydantic import BaseModel
 
 from clock_app.guard import ClockCheck
 from clock_app.models import (
-    OPERATION_BODY,
-    UNGATED_OPERATION_BODY,
     BoundedTimeModel,
     ClockSourceModel,
     ClockStatus,
@@ -36,6 +34,7 @@ from clock_app.models import (
     SegmentModel,
     UngatedOperationBody,
     UngatedOperationResult,
+    answer_json,
 )
 from clock_app.services import Services, services
 from clockcore import commit_wait_for
@@ -64,8 +63,8 @@ def json_answer(model: BaseModel, *, status_code: int = 200, headers: dict[str, 
 
     Returning a Response skips FastAPI's re-validation of the returned model; the
     refusals answer this way. The hot routes (the gated operation and its benchmark twin
-    alike) go one step further: a TypedDict serialized by a TypeAdapter, no model built
-    (models.OPERATION_BODY). The return annotation still documents the schema.
+    alike) go one step further: a plain dict serialized by pydantic-core, no model built
+    (models.answer_json). The return annotation still documents the schema.
     """
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json", headers=headers)
 
@@ -175,7 +174,7 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
             "timestamp": latest,
             "stamped": {"earliest": earliest, "latest": latest, "status": status, "bound_ms": bound_ms},
         }
-        return Response(OPERATION_BODY.dump_json(body), media_type="application/json")  # type: ignore[return-value]
+        return Response(answer_json(body), media_type="application/json")  # type: ignore[return-value]
 
     async def run_operation_ungated(operation: OperationRequest) -> UngatedOperationResult:
         """The benchmark's twin of POST /api/operations: the same work with no clock check.
@@ -183,15 +182,15 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
         Routed only when CLOCK_APP_BENCH_ROUTES is on, and left out of the schema: it
         exists so the gate's cost can be measured, not to be called. It takes the same
         parameters as the gated route so FastAPI does the same work resolving them, and it
-        serializes its answer the way the gated route does (a TypedDict through a
-        TypeAdapter). Where it is routed matters as much: see `add_routes`.
+        serializes its answer the way the gated route does (a plain dict through
+        models.answer_json). Where it is routed matters as much: see `add_routes`.
         """
         body: UngatedOperationBody = {
             "operation_id": uuid.uuid4().hex,
             "label": operation.label,
             "timestamp": datetime.now(UTC),
         }
-        return Response(UNGATED_OPERATION_BODY.dump_json(body), media_type="application/json")  # type: ignore[return-value]
+        return Response(answer_json(body), media_type="application/json")  # type: ignore[return-value]
 
     return run_operation, run_operation_ungated
 
