@@ -2,101 +2,205 @@
 
 The throughput ratio (bench_app_segment) is what a user sees, but on a shared 2-core VM
 one run of it swings by a couple of per cent, as much as the gate's whole cost. This
-counts instead: valgrind's callgrind runs `bench.gate_driver` (the app in process, each
-request a whole ASGI request through its middleware, routing, validation, endpoint and
-answer; no server, no sockets) and reports the instructions executed. Each route is run
-with 0 and with COUNT requests after the same warm-up; the difference over COUNT is its
-instructions per request, start-up and warm-up cancelling out. Repeated runs give the
-same count to a few instructions per request.
+counts instead, with valgrind's callgrind, in two settings:
 
-Both route orders are counted (the twin routed before the gated route, and after it:
-whichever comes second tries one route more), and the gate's cost is the mean over the
-two of gated minus ungated. Instructions are not time (a cache miss costs more than an
-add, and the server around the app costs about four times the app's own work per
-request), so this tracks the gate's own code, change by change; the throughput ratio
-stays the user's figure.
+- in process: `bench.gate_driver` drives the app through whole ASGI requests
+  (middleware, routing, validation, endpoint, answer; no server, no sockets): the
+  gate's own code, change by change;
+- through the server: `python -m clock_app` itself (uvicorn, httptools, asyncio, the
+  sockets) under callgrind, a client in this process sending its requests on one
+  keep-alive connection: the whole request as the throughput benchmark serves it.
+
+Each route is run with 0 and with COUNT requests after the same warm-up (200 to each
+route); the difference over COUNT is its instructions per request, start-up and
+warm-up cancelling out. Both route orders are counted (the twin routed before the gated
+route, and after it: whichever comes second tries one route more), and the gate is the
+mean over the two of gated minus ungated. Both apps read a ClockBound segment this
+module writes (0.3 ms bound, growing at 1 ppm, void an hour on: SAFE under valgrind's
+slowdown). Back-to-back processes agree to a few instructions a request, but runs made
+at other times differ by a few thousand (the gate in process read 20,271, 20,298 and
+24,990 on an idle machine): process-level randomness, presumably address layout and
+hash seeds that PYTHONHASHSEED does not reach (pydantic-core's own). So this is far
+steadier than the throughput ratio, not exact: compare several runs, not one.
+
+Instructions are not time: a cache miss costs more than an add, and the throughput
+benchmark's figures put the gate's share of a request above its share of instructions.
 
 Needs valgrind (Debian package `valgrind`); without it this says so and measures nothing.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-COUNT = 2_000
+COUNT_IN_PROCESS = 2_000
+COUNT_SERVER = 3_000
+WARM_UP = 200
 GATED = "/api/operations"
 UNGATED = "/api/bench/operations-ungated"
+BODY = b'{"label":"bench"}'
 
 
-def _instructions(path: str, count: int, *, twin_after: bool) -> int:
-    """Instructions callgrind counts for the driver: start-up, warm-up and `count` requests."""
-    with tempfile.TemporaryDirectory(prefix="bench-gate-instructions-") as folder:
-        out = Path(folder) / "callgrind.out"
-        env = {**os.environ, "PYTHONHASHSEED": "0", "CLOCK_APP_BENCH_TWIN_AFTER": "1" if twin_after else "0"}
-        result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                "-m",
-                "bench.gate_driver",
-                path,
-                str(count),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
+def _callgrind(out: Path) -> list[str]:
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+
+
+def _total(out: Path) -> int:
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no instruction total in {out}")
+    return int(match.group(1))
+
+
+def _env(twin_after: bool) -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "CLOCK_APP_BENCH_TWIN_AFTER": "1" if twin_after else "0"}
+
+
+def _in_process(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
+    """Instructions of the in-process driver: start-up, warm-up and `count` requests."""
+    out = folder / "in-process.out"
+    command = [*_callgrind(out), sys.executable, "-m", "bench.gate_driver", path, str(count)]
+    result = subprocess.run(command, cwd=ROOT, env=_env(twin_after), capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"gate_driver under callgrind failed ({result.returncode}): {result.stderr[-2000:]}")
+    return _total(out)
+
+
+def _write_segment(shm: Path) -> None:
+    from clock_app.segment import coarse_monotonic_ns
+    from clockcore.clockbound import ClockBoundWriter, SegmentRecord, SegmentStatus
+
+    with ClockBoundWriter(shm) as writer:
+        now = coarse_monotonic_ns()
+        writer.write(
+            SegmentRecord(
+                as_of_ns=now,
+                void_after_ns=now + 3600 * 10**9,
+                bound_ns=300_000,
+                max_drift_ppb=1_000,
+                status=SegmentStatus.SYNCHRONIZED,
+            )
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"gate_driver under callgrind failed ({result.returncode}): {result.stderr[-2000:]}")
-        match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"no instruction total in {out}")
-        return int(match.group(1))
+
+
+def _post(connection: http.client.HTTPConnection, path: str) -> None:
+    connection.request("POST", path, body=BODY, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path} answered {response.status} under callgrind")
+
+
+def _server(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
+    """Instructions of `python -m clock_app`: start-up, warm-up and `count` requests, to its exit."""
+    out = folder / "server.out"
+    shm = folder / "shm0"
+    if not shm.exists():
+        _write_segment(shm)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **_env(twin_after),
+        "PYTHONPATH": f"{ROOT / 'containers'}{os.pathsep}{ROOT / 'containers' / 'app'}",
+        "CLOCK_CLOCKBOUND_SHM": str(shm),
+        "CLOCK_APP_BENCH_ROUTES": "1",
+        "CLOCK_MAX_REFERENCE_AGE_SECONDS": "3600",
+        "CLOCK_APP_HOST": "127.0.0.1",
+        "CLOCK_APP_PORT": str(port),
+    }
+    server = subprocess.Popen(
+        [*_callgrind(out), sys.executable, "-m", "clock_app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # refused connections never reach the app: they cost it nothing
+            if server.poll() is not None:
+                raise RuntimeError(f"the app exited with status {server.returncode} under callgrind")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                connection.connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the app did not listen within 300 s under callgrind") from None
+                time.sleep(0.5)
+        try:
+            for route in (GATED, UNGATED):
+                for _ in range(WARM_UP):
+                    _post(connection, route)
+            for _ in range(count):
+                _post(connection, path)
+        finally:
+            connection.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=300)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return _total(out)
+
+
+def _measure(count_requests: Callable[..., int], count: int) -> dict[str, Any]:
+    per_request: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-gate-instructions-") as name:
+        folder = Path(name)
+        for twin_after in (False, True):
+            order = "twin_after" if twin_after else "twin_before"
+            base = count_requests(GATED, 0, twin_after=twin_after, folder=folder)
+            per_request[order] = {
+                kind: round((count_requests(path, count, twin_after=twin_after, folder=folder) - base) / count)
+                for kind, path in (("gated", GATED), ("ungated", UNGATED))
+            }
+    gated = sum(figures["gated"] for figures in per_request.values()) / len(per_request)
+    ungated = sum(figures["ungated"] for figures in per_request.values()) / len(per_request)
+    return {
+        "instructions_per_request": per_request,
+        "gate_instructions_per_request": round(gated - ungated),
+        "ratio_ungated_to_gated": round(ungated / gated, 4),
+        "requests_counted": count,
+    }
 
 
 def main() -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         print("  valgrind is not installed (apt-get install valgrind): nothing measured")
         return {"skipped": "valgrind not installed"}
-    per_request: dict[str, dict[str, float]] = {}
-    for twin_after in (False, True):
-        order = "twin_after" if twin_after else "twin_before"
-        per_request[order] = {}
-        for name, path in (("gated", GATED), ("ungated", UNGATED)):
-            base = _instructions(path, 0, twin_after=twin_after)
-            loaded = _instructions(path, COUNT, twin_after=twin_after)
-            per_request[order][name] = round((loaded - base) / COUNT)
-        figures = per_request[order]
-        print(f"  {order}: gated {figures['gated']:,} ungated {figures['ungated']:,} instructions/request")
-    gate = sum(per_request[o]["gated"] - per_request[o]["ungated"] for o in per_request) / len(per_request)
-    gated = sum(per_request[o]["gated"] for o in per_request) / len(per_request)
-    ungated = sum(per_request[o]["ungated"] for o in per_request) / len(per_request)
-    result = {
-        "instructions_per_request": per_request,
-        "gate_instructions_per_request": round(gate),
-        "in_process_ratio_ungated_to_gated": round(ungated / gated, 4),
-        "requests_counted": COUNT,
-        "method": (
-            "valgrind --tool=callgrind over python -m bench.gate_driver (the app in process, whole ASGI requests, "
-            f"ClockBound segment source, PYTHONHASHSEED=0): (instructions with {COUNT} requests - with 0) / {COUNT}, "
-            "per route and route order; the gate = mean over both orders of gated - ungated"
-        ),
+    sys.path[:0] = [str(ROOT / "containers"), str(ROOT / "containers" / "app")]
+    result: dict[str, Any] = {
+        "in_process": _measure(_in_process, COUNT_IN_PROCESS),
+        "server": _measure(_server, COUNT_SERVER),
     }
-    print(
-        f"  the gate: {result['gate_instructions_per_request']:,} instructions/request "
-        f"(in process, ungated/gated {result['in_process_ratio_ungated_to_gated']})"
+    for setting, figures in result.items():
+        for order, counts in figures["instructions_per_request"].items():
+            print(f"  {setting}, {order}: gated {counts['gated']:,} ungated {counts['ungated']:,} instructions/request")
+        print(
+            f"  {setting}: the gate {figures['gate_instructions_per_request']:,} instructions/request, "
+            f"ungated/gated {figures['ratio_ungated_to_gated']}"
+        )
+    result["method"] = (
+        "valgrind --tool=callgrind, PYTHONHASHSEED=0, ClockBound segment source: in process, python -m "
+        f"bench.gate_driver (whole ASGI requests, {COUNT_IN_PROCESS} counted); through the server, python -m "
+        f"clock_app with one keep-alive connection ({COUNT_SERVER} counted); (instructions with N requests - "
+        "with 0) / N per route and route order, after 200 warm-up requests to each route; the gate = mean over "
+        "both orders of gated - ungated"
     )
     return result
 
