@@ -45,6 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.gate_driver import write_segment
+
 ROOT = Path(__file__).resolve().parents[1]
 COUNT_IN_PROCESS = 2_000
 COUNT_SERVER = 3_000
@@ -79,23 +81,6 @@ def _in_process(path: str, count: int, *, twin_after: bool, folder: Path) -> int
     return _total(out)
 
 
-def _write_segment(shm: Path) -> None:
-    from clock_app.segment import coarse_monotonic_ns
-    from clockcore.clockbound import ClockBoundWriter, SegmentRecord, SegmentStatus
-
-    with ClockBoundWriter(shm) as writer:
-        now = coarse_monotonic_ns()
-        writer.write(
-            SegmentRecord(
-                as_of_ns=now,
-                void_after_ns=now + 3600 * 10**9,
-                bound_ns=300_000,
-                max_drift_ppb=1_000,
-                status=SegmentStatus.SYNCHRONIZED,
-            )
-        )
-
-
 def _post(connection: http.client.HTTPConnection, path: str) -> None:
     connection.request("POST", path, body=BODY, headers={"Content-Type": "application/json"})
     response = connection.getresponse()
@@ -109,7 +94,7 @@ def _server(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
     out = folder / "server.out"
     shm = folder / "shm0"
     if not shm.exists():
-        _write_segment(shm)
+        write_segment(shm)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -7,8 +7,8 @@ each a whole ASGI request (body limit and security headers middleware, routing, 
 body's validation, the endpoint, the answer). No server and no sockets: what is counted
 is the app's own work per request, the same for both routes but for the gate.
 
-The record it writes holds a 0.3 ms bound growing at 1 ppm, void an hour on: SAFE for
-the whole run even under valgrind, which runs this about 50 times slower than usual.
+The record it writes (`write_segment`) stays SAFE for the whole run even under
+valgrind, which runs this about 50 times slower than usual.
 """
 
 from __future__ import annotations
@@ -64,6 +64,27 @@ async def _request(app: Any, path: str) -> int:
     return status
 
 
+def write_segment(shm: Path) -> None:
+    """A record SAFE for a whole run, even under valgrind: 0.3 ms growing at 1 ppm, void an hour on.
+
+    Needs `containers/` and `containers/app` on sys.path (main() and bench_gate_instructions put them there).
+    """
+    from clock_app.segment import coarse_monotonic_ns
+    from clockcore.clockbound import ClockBoundWriter, SegmentRecord, SegmentStatus
+
+    with ClockBoundWriter(shm) as writer:
+        now = coarse_monotonic_ns()
+        writer.write(
+            SegmentRecord(
+                as_of_ns=now,
+                void_after_ns=now + 3600 * 10**9,
+                bound_ns=300_000,
+                max_drift_ppb=1_000,
+                status=SegmentStatus.SYNCHRONIZED,
+            )
+        )
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: python -m bench.gate_driver PATH COUNT (COUNT a whole number of requests)", file=sys.stderr)
@@ -72,39 +93,27 @@ def main(argv: list[str]) -> int:
     sys.path[:0] = [str(ROOT / "containers"), str(ROOT / "containers" / "app")]
     from clock_app.api import GATED_PATH, UNGATED_PATH
     from clock_app.app import create_app
-    from clock_app.segment import coarse_monotonic_ns
     from clock_app.settings import load_settings
-    from clockcore.clockbound import ClockBoundWriter, SegmentRecord, SegmentStatus
 
     with tempfile.TemporaryDirectory(prefix="gate-driver-") as folder:
         shm = Path(folder) / "shm0"
-        with ClockBoundWriter(shm) as writer:
-            now = coarse_monotonic_ns()
-            writer.write(
-                SegmentRecord(
-                    as_of_ns=now,
-                    void_after_ns=now + 3600 * 10**9,
-                    bound_ns=300_000,
-                    max_drift_ppb=1_000,
-                    status=SegmentStatus.SYNCHRONIZED,
-                )
-            )
-            settings = load_settings(
-                {
-                    "CLOCK_CLOCKBOUND_SHM": str(shm),
-                    "CLOCK_APP_BENCH_ROUTES": "1",
-                    "CLOCK_APP_BENCH_TWIN_AFTER": os.environ.get("CLOCK_APP_BENCH_TWIN_AFTER", "0"),
-                    "CLOCK_MAX_REFERENCE_AGE_SECONDS": "3600",
-                }
-            )
-            app = create_app(settings)
+        write_segment(shm)
+        settings = load_settings(
+            {
+                "CLOCK_CLOCKBOUND_SHM": str(shm),
+                "CLOCK_APP_BENCH_ROUTES": "1",
+                "CLOCK_APP_BENCH_TWIN_AFTER": os.environ.get("CLOCK_APP_BENCH_TWIN_AFTER", "0"),
+                "CLOCK_MAX_REFERENCE_AGE_SECONDS": "3600",
+            }
+        )
+        app = create_app(settings)
 
-            async def run() -> tuple[set[int], set[int]]:
-                warm_up = {await _request(app, route) for route in (GATED_PATH, UNGATED_PATH) for _ in range(WARM_UP)}
-                measured = {await _request(app, path) for _ in range(count)}
-                return warm_up, measured
+        async def run() -> tuple[set[int], set[int]]:
+            warm_up = {await _request(app, route) for route in (GATED_PATH, UNGATED_PATH) for _ in range(WARM_UP)}
+            measured = {await _request(app, path) for _ in range(count)}
+            return warm_up, measured
 
-            warm_up, measured = asyncio.run(run())
+        warm_up, measured = asyncio.run(run())
     for what, statuses in (("the warm-up", warm_up), (path, measured)):
         if statuses - {200}:
             print(f"gate_driver: {what} answered {sorted(statuses)}, not only 200", file=sys.stderr)
