@@ -14,30 +14,14 @@
 from __future__ import annotations
 
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.bench_app import run, segment_writer, use_checkout
+from bench.timing import per_call_us
 
 NOW_CALLS = 100_000
 NOW_TARGET_US = 5.0
-
-
-def _per_call_us(call: Callable[[], object]) -> dict[str, float]:
-    timer = time.perf_counter_ns
-    durations = []
-    for _ in range(NOW_CALLS):
-        started = timer()
-        call()
-        durations.append(timer() - started)
-    durations.sort()
-    return {
-        "median_us": round(durations[len(durations) // 2] / 1000, 3),
-        "p99_us": round(durations[int(len(durations) * 0.99)] / 1000, 3),
-        "calls": NOW_CALLS,
-    }
 
 
 def measure_now(shm: Path) -> dict[str, Any]:
@@ -68,11 +52,11 @@ def measure_now(shm: Path) -> dict[str, Any]:
 
     assert isinstance(admit(), tuple)  # a stamp, not a refusal
     results = {
-        "segment_bounded_now": _per_call_us(lambda: source.bounded_now(read)),
-        "gate_admit": _per_call_us(admit),
+        "segment_bounded_now": per_call_us(lambda: source.bounded_now(read), NOW_CALLS),
+        "gate_admit": per_call_us(admit, NOW_CALLS),
     }
     with ClockBoundReader(shm) as reader:
-        results["reader_now"] = _per_call_us(reader.now)
+        results["reader_now"] = per_call_us(reader.now, NOW_CALLS)
     source.close()
     return results
 

@@ -33,6 +33,8 @@ from clockcore import contract, parse_task_document  # noqa: E402
 from clockcore.clockbound import ClockBoundReader  # noqa: E402
 from emulator.server import ScenarioState, task_document  # noqa: E402
 
+from bench.timing import per_call_us  # noqa: E402
+
 UPDATE_ROUNDS = 30
 UPDATES_PER_ROUND = 2_000
 NOW_CALLS = 100_000
@@ -65,20 +67,8 @@ def measure_update(path: Path) -> dict[str, Any]:
 
 
 def measure_now(path: Path) -> dict[str, Any]:
-    timer = time.perf_counter_ns
-    durations = []
     with ClockBoundReader(path) as reader:
-        now = reader.now
-        for _ in range(NOW_CALLS):
-            started = timer()
-            now()
-            durations.append(timer() - started)
-    durations.sort()
-    return {
-        "median_us": durations[len(durations) // 2] / 1000,
-        "p99_us": durations[int(len(durations) * 0.99)] / 1000,
-        "calls": NOW_CALLS,
-    }
+        return per_call_us(reader.now, NOW_CALLS)
 
 
 def main() -> dict[str, Any]:
