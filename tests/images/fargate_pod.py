@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collected_output import CollectedOutput
 from scripts.images import Builder
 
 # slirp4netns maps this address inside the namespace to the host's 127.0.0.1.
@@ -58,22 +58,11 @@ class LogFollower:
             podman.command("logs", "--follow", container), env=podman.env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._lock = threading.Lock()
-        self._readers = [threading.Thread(target=self._pump, args=(stream, into), daemon=True)
-                         for stream, into in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))]
-        for reader in self._readers:
-            reader.start()
-
-    def _pump(self, stream: Any, into: list[str]) -> None:
-        for line in stream:
-            with self._lock:
-                into.append(line.rstrip("\n"))
+        self.output = CollectedOutput(self.process)
 
     def lines(self, stream: str = "stdout") -> list[str]:
-        with self._lock:
-            return list(self.stdout if stream == "stdout" else self.stderr)
+        with self.output.lock:
+            return list(self.output.stdout if stream == "stdout" else self.output.stderr)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -83,8 +72,7 @@ class LogFollower:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
-        for reader in self._readers:
-            reader.join(timeout=5)
+        self.output.join(5)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from collected_output import CollectedOutput
 from emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,20 +52,8 @@ class WorkerProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.stdout_lines: list[str] = []
-        self.stderr_lines: list[str] = []
-        self._lock = threading.Lock()
-        self._readers = [
-            threading.Thread(target=self._pump, args=(self.process.stdout, self.stdout_lines), daemon=True),
-            threading.Thread(target=self._pump, args=(self.process.stderr, self.stderr_lines), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _pump(self, stream: Any, into: list[str]) -> None:
-        for line in stream:
-            with self._lock:
-                into.append(line.rstrip("\n"))
+        self.output = CollectedOutput(self.process)
+        self.stdout_lines, self.stderr_lines, self._lock = self.output.stdout, self.output.stderr, self.output.lock
 
     # ------------------------------------------------------------ output views
     def emf_lines(self) -> list[dict[str, Any]]:
@@ -100,16 +88,14 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=timeout_s)
         took = time.monotonic() - sent
-        for reader in self._readers:
-            reader.join(timeout=2)
+        self.output.join(2)
         return code, took
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=5)
-        for reader in self._readers:
-            reader.join(timeout=2)
+        self.output.join(2)
 
 
 @pytest.fixture
