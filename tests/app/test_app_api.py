@@ -335,11 +335,12 @@ def test_local_mode_reports_a_missing_emulator_as_502(serve_app):
 
 
 def test_the_hot_answers_are_spelled_as_their_documented_models():
-    """The gated route and its twin serialize plain dicts (no model per request): the same
-    bytes as the documented models, for a whole second, a label that needs escaping and
-    the status as the plain str the stamp carries."""
+    """The gated route and its twin serialize plain dicts (no model per request), their
+    instants spelled by iso_utc: the same bytes as the documented models, for a whole
+    second, a label that needs escaping and the status as the plain str the stamp carries."""
     from datetime import datetime, timedelta, timezone
 
+    from clock_app.isotime import iso_utc, utc_us
     from clock_app.models import BoundedTimeModel, OperationResult, UngatedOperationResult, answer_json
     from clockcore import SyncStatus
 
@@ -347,21 +348,23 @@ def test_the_hot_answers_are_spelled_as_their_documented_models():
         datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=timezone.utc),
         datetime(2026, 12, 1, 18, 0, 1, tzinfo=timezone.utc),  # no fraction: no ".000000"
     ):
+        earliest = now - timedelta(microseconds=447)
         for label in ("transfer-42", 'quote " backslash \\ é \u2028 \U0001f600'):
             stamped = {
-                "earliest": now - timedelta(microseconds=447),
-                "latest": now,
+                "earliest": iso_utc(utc_us(earliest)),
+                "latest": iso_utc(utc_us(now)),
                 "status": "SYNCHRONIZED",
                 "bound_ms": 0.4471,
             }
-            body = {"operation_id": "ab" * 16, "label": label, "timestamp": now, "stamped": stamped}
+            body = {"operation_id": "ab" * 16, "label": label, "timestamp": iso_utc(utc_us(now)), "stamped": stamped}
             model = OperationResult(
                 operation_id="ab" * 16,
                 label=label,
                 timestamp=now,
-                stamped=BoundedTimeModel(**{**stamped, "status": SyncStatus.SYNCHRONIZED}),
+                stamped=BoundedTimeModel(earliest=earliest, latest=now, status=SyncStatus.SYNCHRONIZED, bound_ms=0.4471),
             )
             assert answer_json(body) == model.model_dump_json().encode()  # type: ignore[arg-type]
-            twin = {"operation_id": "cd" * 16, "label": label, "timestamp": now}
-            assert answer_json(twin) == UngatedOperationResult(**twin).model_dump_json().encode()  # type: ignore[arg-type]
+            twin = {"operation_id": "cd" * 16, "label": label, "timestamp": iso_utc(utc_us(now))}
+            twin_model = UngatedOperationResult(operation_id="cd" * 16, label=label, timestamp=now)
+            assert answer_json(twin) == twin_model.model_dump_json().encode()  # type: ignore[arg-type]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from time import time_ns
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from clock_app.guard import ClockCheck
+from clock_app.isotime import iso_utc
 from clock_app.models import (
     BoundedTimeModel,
     ClockSourceModel,
@@ -167,12 +168,13 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
         if not isinstance(admitted, tuple):
             return refusal(admitted, svc)  # type: ignore[return-value]  # documented 503
         counts["allowed"] += 1
-        earliest, latest, status, bound_ms = admitted
+        earliest_us, latest_us, status, bound_ms = admitted
+        latest = iso_utc(latest_us)
         body: OperationBody = {
             "operation_id": uuid.uuid4().hex,
             "label": operation.label,
             "timestamp": latest,
-            "stamped": {"earliest": earliest, "latest": latest, "status": status, "bound_ms": bound_ms},
+            "stamped": {"earliest": iso_utc(earliest_us), "latest": latest, "status": status, "bound_ms": bound_ms},
         }
         return Response(answer_json(body), media_type="application/json")  # type: ignore[return-value]
 
@@ -182,13 +184,14 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
         Routed only when CLOCK_APP_BENCH_ROUTES is on, and left out of the schema: it
         exists so the gate's cost can be measured, not to be called. It takes the same
         parameters as the gated route so FastAPI does the same work resolving them, and it
-        serializes its answer the way the gated route does (a plain dict through
-        models.answer_json). Where it is routed matters as much: see `add_routes`.
+        stamps and serializes its answer the way the gated route does (the instant in
+        microseconds spelled by isotime.iso_utc, a plain dict through models.answer_json).
+        Where it is routed matters as much: see `add_routes`.
         """
         body: UngatedOperationBody = {
             "operation_id": uuid.uuid4().hex,
             "label": operation.label,
-            "timestamp": datetime.now(UTC),
+            "timestamp": iso_utc(time_ns() // 1000),  # what datetime.now(UTC) would say, spelled as the gate does
         }
         return Response(answer_json(body), media_type="application/json")  # type: ignore[return-value]
 

@@ -37,12 +37,11 @@ from datetime import UTC, datetime
 import anyio.to_thread
 
 from clock_app.history import HistoryEntry, ReadingHistory
+from clock_app.isotime import utc_us
 from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, utc_from_ns
 from clock_app.settings import AppSettings
 from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
 from clockcore.clockbound.verdict import SegmentLimits
-
-_from_timestamp = datetime.fromtimestamp
 
 log = logging.getLogger("clock_app.guard")
 
@@ -191,18 +190,12 @@ class ClockGuard:
         hot = segment.hot
         if hot is not None and monotonic_ns < hot[0] and segment.generation_now() == hot[1]:
             # The hot path: the record is unchanged and its SAFE verdict still holds.
-            # `stamp_at`, inline (a Python frame less per request), without the guards
-            # that SegmentSource._arm made needless: the elapsed time is >= 0 and the
-            # instant below the exact-float limit. The grown bound is
-            # bound + ceil(elapsed x drift / 1e9), rounded outwards to microseconds;
-            # tests/app/test_app_segment.py holds it to stamp_at's answer.
+            # `stamp_at`, inline (a Python frame less per request), without the guard
+            # that SegmentSource._arm made needless (the elapsed time is >= 0): the grown
+            # bound is bound + ceil(elapsed x drift / 1e9), the instants rounded outwards
+            # to microseconds; tests/app/test_app_segment.py holds it to stamp_at's answer.
             grown = hot[3] - (hot[2] - monotonic_ns) * hot[4] // 1_000_000_000
-            return (
-                _from_timestamp((realtime_ns - grown) // 1000 / 1e6, UTC),
-                _from_timestamp(-((-realtime_ns - grown) // 1000) / 1e6, UTC),
-                hot[5],
-                grown / 1e6,
-            )
+            return ((realtime_ns - grown) // 1000, -((-realtime_ns - grown) // 1000), hot[5], grown / 1e6)
         read = segment.current(monotonic_ns)
         if read is None:
             return None
@@ -224,7 +217,7 @@ class ClockGuard:
         check = await self._metadata_check()
         bounded = check.bounded
         if check.verdict.safe and bounded is not None:
-            return (bounded.earliest, bounded.latest, bounded.status.value, bounded.bound_ms)
+            return (utc_us(bounded.earliest), utc_us(bounded.latest), bounded.status.value, bounded.bound_ms)
         return check
 
     # ------------------------------------------------------------ the segment

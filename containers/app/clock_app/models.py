@@ -238,15 +238,16 @@ class UngatedOperationResult(BaseModel):
 
 
 # The gated route and its benchmark twin answer with these: plain dicts serialized by
-# pydantic-core's `to_json` (answer_json), the same JSON as OperationResult /
-# UngatedOperationResult (the schema documents those models), without building and
-# validating a model per request. Measured in process: 1.2 us for the gated answer where
-# a TypeAdapter over these TypedDicts took 1.6 and a model 3.5; the twin's 0.7, 0.9 and
-# 1.9. tests/app/test_app_api.py checks that both spell the same bytes as the models,
-# for labels that need escaping too.
+# pydantic-core's `to_json` (answer_json), the instants already spelled as RFC 3339 text
+# (clock_app.isotime.iso_utc), the same JSON as OperationResult / UngatedOperationResult
+# (the schema documents those models), without building and validating a model per
+# request. Measured in process: 1.2 us for the gated answer where a TypeAdapter over
+# TypedDicts of datetimes took 1.6 and a model 3.5; the twin's 0.7, 0.9 and 1.9.
+# tests/app/test_app_api.py checks that both spell the same bytes as the models, for
+# labels that need escaping too.
 class StampedBody(TypedDict):
-    earliest: datetime
-    latest: datetime
+    earliest: str  # isotime.iso_utc's text of the instant
+    latest: str
     status: str  # a SyncStatus's value: to_json would look an enum's value up in Python
     bound_ms: float
 
@@ -254,18 +255,18 @@ class StampedBody(TypedDict):
 class OperationBody(TypedDict):
     operation_id: str
     label: str
-    timestamp: datetime
+    timestamp: str
     stamped: StampedBody
 
 
 class UngatedOperationBody(TypedDict):
     operation_id: str
     label: str
-    timestamp: datetime
+    timestamp: str
 
 
-# JSON by the value's own types, in pydantic-core (no schema to walk): datetimes as
-# RFC 3339 with Z, str enums as their values, floats as repr does.
+# JSON by the value's own types, in pydantic-core (no schema to walk): str as JSON
+# strings, floats as repr does.
 answer_json: Callable[[OperationBody | UngatedOperationBody], bytes] = pydantic_core.to_json
 
 

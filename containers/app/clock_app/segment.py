@@ -37,8 +37,9 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
+from clock_app.isotime import utc_from_us
 from clockcore import BoundedTime, SyncStatus, Verdict, VerdictReason
 from clockcore.clockbound import ClockBoundError, ClockBoundReader, ClockStatus, SegmentSnapshot
 from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE, MIN_SEGMENT_SIZE
@@ -50,14 +51,6 @@ PROBE_INTERVAL_NS = NS_PER_S
 # writer that died mid-update): about a millisecond of retries on the event loop, once
 # per generation, instead of the reader's default ten thousand.
 MAX_COPY_ATTEMPTS = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Below this many µs since the epoch (2**32 s, the year 2106) a float division gives a
-# datetime its exact microsecond (see stamp_at).
-EXACT_FLOAT_US_LIMIT = 2**32 * 1_000_000
-# Where the hot path stops answering (it has no timedelta fallback): a day short of that.
-HOT_REALTIME_LIMIT_NS = (2**32 - 86_400) * NS_PER_S
-_UTC = UTC
-_from_timestamp = datetime.fromtimestamp
 
 # The stored status as the metadata path names it. Disrupted records are never shown as
 # a reading (judge_segment does not trust them), so they need no name here.
@@ -76,13 +69,15 @@ STATUS_NAMES = {
 }
 
 
-# Bounded now as the gate stamps an operation with it: (earliest, latest, status,
-# bound_ms), BoundedTime's fields in a plain tuple. The hot path builds one per request,
-# in C (a frozen dataclass takes 0.6-0.9 µs, a slotted class's __init__ is a Python frame).
-# The status is the SyncStatus's value, a plain str: the answer's serializer writes an
-# enum through a Python-level lookup of its value (about 11,000 instructions a request
-# more, counted with callgrind).
-Stamp = tuple[datetime, datetime, str, float]
+# Bounded now as the gate stamps an operation with it: (earliest_us, latest_us, status,
+# bound_ms), BoundedTime's fields in a plain tuple, the instants as whole microseconds
+# since the epoch. The hot path builds one per request, in C (a frozen dataclass takes
+# 0.6-0.9 µs, a slotted class's __init__ is a Python frame), and the answer spells the
+# instants itself (clock_app.isotime.iso_utc): an aware datetime per instant, and
+# pydantic writing it, cost more than the text does. The status is the SyncStatus's
+# value, a plain str: the answer's serializer writes an enum through a Python-level
+# lookup of its value (about 11,000 instructions a request more, counted with callgrind).
+Stamp = tuple[int, int, str, float]
 
 # CLOCK_MONOTONIC_COARSE in ns, as a C-level callable (no Python frame per call).
 coarse_monotonic_ns: Callable[[], int] = functools.partial(time.clock_gettime_ns, CLOCK_MONOTONIC_COARSE)
@@ -95,25 +90,11 @@ def stamp_at(
 
     The growth `judge_segment` uses (rounded up), so a stamp taken at the instant a SAFE
     verdict was checked never carries a bound over the threshold. Rounded outwards to
-    whole microseconds (a datetime's resolution).
+    whole microseconds (the answers' resolution), in integers: exact at any instant.
     """
     elapsed_ns = monotonic_ns - as_of_ns
     grown = bound_ns + (-(-elapsed_ns * max_drift_ppb // 1_000_000_000) if elapsed_ns > 0 else 0)
-    earliest_us = (realtime_ns - grown) // 1000
-    latest_us = -(-(realtime_ns + grown) // 1000)
-    if latest_us < EXACT_FLOAT_US_LIMIT:
-        # fromtimestamp(us / 1e6) is exactly `us` microseconds below 2**32 s (the year
-        # 2106): the division's error stays under half a float step there (0.12 µs at
-        # today's epoch seconds, 0.48 µs at 2**32), inside the half microsecond
-        # fromtimestamp rounds to; 0.3 µs where epoch + timedelta takes 0.45.
-        # tests/app/test_app_segment.py checks it against the exact sum.
-        return (_from_timestamp(earliest_us / 1e6, _UTC), _from_timestamp(latest_us / 1e6, _UTC), status, grown / 1e6)
-    return (
-        _EPOCH + timedelta(microseconds=earliest_us),
-        _EPOCH + timedelta(microseconds=latest_us),
-        status,
-        grown / 1e6,
-    )
+    return ((realtime_ns - grown) // 1000, -(-(realtime_ns + grown) // 1000), status, grown / 1e6)
 
 
 def _no_generation() -> int:
@@ -122,7 +103,7 @@ def _no_generation() -> int:
 
 def utc_from_ns(ns: int) -> datetime:
     """A CLOCK_REALTIME instant in ns as an aware datetime (microseconds, rounded down)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+    return utc_from_us(ns // 1000)
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,14 +247,13 @@ class SegmentSource:
     def _arm(self, read: SegmentRead, monotonic_ns: int) -> None:
         """Let the hot path answer from this SAFE read until its verdict ends or the next look at the path.
 
-        The hot path (ClockGuard.try_admit) computes `stamp_at` inline without its two
-        guards, so the read is armed only where they cannot trigger until the next look:
+        The hot path (ClockGuard.try_admit) computes `stamp_at` inline without its guard
+        on the elapsed time, so the read is armed only where that guard cannot trigger:
         the record's as-of is not after now (the monotonic clock only moves on, so the
-        elapsed time stays >= 0), and CLOCK_REALTIME is more than a day short of the
-        exact-float limit (the hot window ends within a probe interval, a second).
+        elapsed time stays >= 0 until the next look).
         """
         assert read.judgement is not None and read.snapshot is not None
-        if read.as_of_ns > monotonic_ns or self.realtime_ns() >= HOT_REALTIME_LIMIT_NS:
+        if read.as_of_ns > monotonic_ns:
             self.hot = None
             return
         until_ns = min(read.judgement.valid_until_ns, self._next_probe_ns or 0)
@@ -364,7 +344,8 @@ class SegmentSource:
 
     def bounded(self, read: SegmentRead, realtime_ns: int, monotonic_ns: int) -> BoundedTime:
         """`stamp` as clockcore's BoundedTime."""
-        earliest, latest, status, bound_ms = self.stamp(read, realtime_ns, monotonic_ns)
+        earliest_us, latest_us, status, bound_ms = self.stamp(read, realtime_ns, monotonic_ns)
+        earliest, latest = utc_from_us(earliest_us), utc_from_us(latest_us)
         return BoundedTime(earliest=earliest, latest=latest, status=SyncStatus(status), bound_ms=bound_ms)
 
     def bounded_now(self, read: SegmentRead) -> BoundedTime:
