@@ -8,6 +8,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clockcore import contract
 
@@ -340,9 +342,7 @@ def test_the_hot_answers_are_spelled_as_their_documented_models():
     second, a label that needs escaping and the status as the plain str the stamp carries."""
     from datetime import datetime, timedelta, timezone
 
-    from clock_app.isotime import iso_utc, utc_us
-    from clock_app.models import BoundedTimeModel, OperationResult, UngatedOperationResult, answer_json
-    from clockcore import SyncStatus
+    from clock_app.isotime import iso_utc_pair, utc_us
 
     for now in (
         datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=timezone.utc),
@@ -350,21 +350,43 @@ def test_the_hot_answers_are_spelled_as_their_documented_models():
     ):
         earliest = now - timedelta(microseconds=447)
         for label in ("transfer-42", 'quote " backslash \\ é \u2028 \U0001f600'):
-            stamped = {
-                "earliest": iso_utc(utc_us(earliest)),
-                "latest": iso_utc(utc_us(now)),
-                "status": "SYNCHRONIZED",
-                "bound_ms": 0.4471,
-            }
-            body = {"operation_id": "ab" * 16, "label": label, "timestamp": iso_utc(utc_us(now)), "stamped": stamped}
-            model = OperationResult(
-                operation_id="ab" * 16,
-                label=label,
-                timestamp=now,
-                stamped=BoundedTimeModel(earliest=earliest, latest=now, status=SyncStatus.SYNCHRONIZED, bound_ms=0.4471),
-            )
-            assert answer_json(body) == model.model_dump_json().encode()  # type: ignore[arg-type]
-            twin = {"operation_id": "cd" * 16, "label": label, "timestamp": iso_utc(utc_us(now))}
-            twin_model = UngatedOperationResult(operation_id="cd" * 16, label=label, timestamp=now)
-            assert answer_json(twin) == twin_model.model_dump_json().encode()  # type: ignore[arg-type]
+            assert_answers_match_models(label, utc_us(earliest), utc_us(now), 0.4471)
+    assert iso_utc_pair(utc_us(earliest), utc_us(now))[1] == "2026-12-01T18:00:01Z"
 
+
+@settings(max_examples=400, deadline=None)
+@given(
+    label=st.text(max_size=64),
+    earliest_us=st.integers(min_value=0, max_value=2**41),
+    width_us=st.integers(min_value=0, max_value=2_000_000),
+    bound_ms=st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+def test_any_answer_is_spelled_as_its_documented_model(label, earliest_us, width_us, bound_ms):
+    """orjson and the models agree byte for byte on any label (escapes, non-ASCII), any
+    bound (shortest floats, exponents) and instants on either side of a second."""
+    assert_answers_match_models(label, earliest_us, earliest_us + width_us, bound_ms)
+
+
+def assert_answers_match_models(label: str, earliest_us: int, latest_us: int, bound_ms: float) -> None:
+    from clock_app.isotime import iso_utc_pair, utc_from_us
+    from clock_app.models import BoundedTimeModel, OperationResult, UngatedOperationResult, answer_json
+    from clockcore import SyncStatus
+
+    earliest, latest = iso_utc_pair(earliest_us, latest_us)
+    stamped = {"earliest": earliest, "latest": latest, "status": "SYNCHRONIZED", "bound_ms": bound_ms}
+    body = {"operation_id": "ab" * 16, "label": label, "timestamp": latest, "stamped": stamped}
+    model = OperationResult(
+        operation_id="ab" * 16,
+        label=label,
+        timestamp=utc_from_us(latest_us),
+        stamped=BoundedTimeModel(
+            earliest=utc_from_us(earliest_us),
+            latest=utc_from_us(latest_us),
+            status=SyncStatus.SYNCHRONIZED,
+            bound_ms=bound_ms,
+        ),
+    )
+    assert answer_json(body) == model.model_dump_json().encode()  # type: ignore[arg-type]
+    twin = {"operation_id": "cd" * 16, "label": label, "timestamp": latest}
+    twin_model = UngatedOperationResult(operation_id="cd" * 16, label=label, timestamp=utc_from_us(latest_us))
+    assert answer_json(twin) == twin_model.model_dump_json().encode()  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic_core import to_json
 
-from clock_app.isotime import iso_utc, utc_from_us, utc_us
+from clock_app.isotime import iso_utc, iso_utc_pair, utc_from_us, utc_us
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST_US = utc_us(datetime(1, 1, 1, tzinfo=UTC))
@@ -78,3 +78,17 @@ def test_threads_spelling_different_seconds_never_mix_a_second_with_anothers_tex
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    earliest_us=st.integers(min_value=TODAY_US - 3_000_000, max_value=TODAY_US + 3_000_000),
+    width_us=st.one_of(st.integers(min_value=0, max_value=2_000), st.integers(min_value=0, max_value=3_000_000)),
+)
+def test_a_pair_is_spelled_as_each_end_alone(earliest_us, width_us):
+    """Both ends of a bounded time in one call: inside the cached second, across a second's
+    edge, on a whole second, and with the cache holding another second."""
+    latest_us = earliest_us + width_us
+    assert iso_utc_pair(earliest_us, latest_us) == (pydantic_text(earliest_us), pydantic_text(latest_us))
+    iso_utc(latest_us)  # the cache now holds the latest end's second
+    assert iso_utc_pair(earliest_us, latest_us) == (pydantic_text(earliest_us), pydantic_text(latest_us))

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from clock_app.guard import ClockCheck
-from clock_app.isotime import iso_utc
+from clock_app.isotime import iso_utc, iso_utc_pair
 from clock_app.models import (
     BoundedTimeModel,
     ClockSourceModel,
@@ -160,21 +160,23 @@ def operation_endpoints(svc: Services) -> tuple[Callable[..., Awaitable[Any]], C
     SAFE verdict from the segment needs no await (`ClockGuard.try_admit`).
     """
     guard, counts = svc.guard, svc.counters.counts
+    try_admit = guard.try_admit
 
     async def run_operation(operation: OperationRequest) -> OperationResult:
-        admitted = guard.try_admit()
-        if admitted is None:
-            admitted = await guard.admit()  # the metadata endpoint's cached sample, or its fetch
-        if not isinstance(admitted, tuple):
-            return refusal(admitted, svc)  # type: ignore[return-value]  # documented 503
+        admitted = try_admit()
+        if type(admitted) is not tuple:  # the metadata endpoint answers, or the verdict is UNSAFE
+            if admitted is None:
+                admitted = await guard.admit()  # the metadata endpoint's cached sample, or its fetch
+            if not isinstance(admitted, tuple):
+                return refusal(admitted, svc)  # type: ignore[return-value]  # documented 503
         counts["allowed"] += 1
         earliest_us, latest_us, status, bound_ms = admitted
-        latest = iso_utc(latest_us)
+        earliest, latest = iso_utc_pair(earliest_us, latest_us)
         body: OperationBody = {
             "operation_id": uuid.uuid4().hex,
             "label": operation.label,
             "timestamp": latest,
-            "stamped": {"earliest": iso_utc(earliest_us), "latest": latest, "status": status, "bound_ms": bound_ms},
+            "stamped": {"earliest": earliest, "latest": latest, "status": status, "bound_ms": bound_ms},
         }
         return Response(answer_json(body), media_type="application/json")  # type: ignore[return-value]
 

@@ -41,6 +41,7 @@ from clock_app.isotime import utc_us
 from clock_app.segment import SYNC_STATUS, SegmentRead, SegmentSource, Stamp, utc_from_ns
 from clock_app.settings import AppSettings
 from clockcore import BoundedTime, ClockReading, SampleError, Verdict, bounded_now, judge, read_clock
+from clockcore.clockbound.reader import GENERATION_WORD
 from clockcore.clockbound.verdict import SegmentLimits
 
 log = logging.getLogger("clock_app.guard")
@@ -188,14 +189,17 @@ class ClockGuard:
         realtime_ns = self._realtime_ns()
         monotonic_ns = self._monotonic_ns()
         hot = segment.hot
-        if hot is not None and monotonic_ns < hot[0] and segment.generation_now() == hot[1]:
-            # The hot path: the record is unchanged and its SAFE verdict still holds.
-            # `stamp_at`, inline (a Python frame less per request), without the guard
-            # that SegmentSource._arm made needless (the elapsed time is >= 0): the grown
-            # bound is bound + ceil(elapsed x drift / 1e9), the instants rounded outwards
-            # to microseconds; tests/app/test_app_segment.py holds it to stamp_at's answer.
-            grown = hot[3] - (hot[2] - monotonic_ns) * hot[4] // 1_000_000_000
-            return ((realtime_ns - grown) // 1000, -((-realtime_ns - grown) // 1000), hot[5], grown / 1e6)
+        if hot is not None:
+            until_ns, words, generation, as_of_ns, bound_ns, drift_ppb, status = hot
+            if monotonic_ns < until_ns and words[GENERATION_WORD] == generation:
+                # The hot path: the record is unchanged and its SAFE verdict still holds.
+                # `stamp_at`, inline (a Python frame less per request), without the guard
+                # that SegmentSource._arm made needless (the elapsed time is >= 0): the
+                # grown bound is bound + ceil(elapsed x drift / 1e9), the instants rounded
+                # outwards to microseconds; tests/app/test_app_segment.py holds it to
+                # stamp_at's answer.
+                grown = bound_ns - (as_of_ns - monotonic_ns) * drift_ppb // 1_000_000_000
+                return ((realtime_ns - grown) // 1000, -((-realtime_ns - grown) // 1000), status, grown / 1e6)
         read = segment.current(monotonic_ns)
         if read is None:
             return None

@@ -43,6 +43,19 @@ def iso_utc(us: int) -> str:
     return "%s%06dZ" % (last[1], fraction)  # noqa: UP031 - 0.17 µs where the f-string's :06d takes 0.29
 
 
+def iso_utc_pair(earliest_us: int, latest_us: int) -> tuple[str, str]:
+    """`iso_utc` of both ends of a bounded time, in one call (the gated answer's hot path).
+
+    The ends are a bound apart, well under a second: both usually fall in the second the
+    cache holds, and then this is two %-formats.
+    """
+    last = _last_second
+    earliest, latest = earliest_us - last[0], latest_us - last[0]
+    if earliest > 0 and latest < US_PER_S:
+        return "%s%06dZ" % (last[1], earliest), "%s%06dZ" % (last[1], latest)  # noqa: UP031 - see iso_utc
+    return iso_utc(earliest_us), iso_utc(latest_us)
+
+
 def utc_us(moment: datetime) -> int:
     """An aware datetime as whole microseconds since the epoch (exact)."""
     return (moment - _EPOCH) // _ONE_US

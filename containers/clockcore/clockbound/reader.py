@@ -26,18 +26,14 @@ this reader does not, and refuses such a segment in `now()` rather than vouch fo
 from __future__ import annotations
 
 import enum
-import functools
 import mmap
-import operator
 import os
 import stat
 import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from clockcore.clockbound.errors import ClockBoundError, from_os_error
 
@@ -56,7 +52,7 @@ _HEADER = struct.Struct("=8sIHH")  # magic, segment size, version, generation
 # Version and generation are read as u16 words (offsets 12 and 14) through a memoryview:
 # one 2-byte load each, like the client's AtomicU16 loads.
 _VERSION_WORD = 6
-_GENERATION_WORD = 7
+GENERATION_WORD = 7  # the generation's index in header_words()
 _FIELDS = struct.Struct("=qqqqqQIiB")  # at offset 16; the 7 padding bytes are not read
 
 CLOCK_MONOTONIC_COARSE: int = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # <linux/time.h>
@@ -211,7 +207,7 @@ class ClockBoundReader:
         segment, words = self._require_open()
         generation = 0
         for _ in range(self._max_attempts):
-            version, generation = words[_VERSION_WORD], words[_GENERATION_WORD]
+            version, generation = words[_VERSION_WORD], words[GENERATION_WORD]
             if version != SUPPORTED_VERSION:
                 raise self._version_error(version)
             # 0 is retried like an odd value: a writer that stores the word a byte at a time
@@ -221,7 +217,7 @@ class ClockBoundReader:
                 magic, segment_size, _, _ = _HEADER.unpack_from(segment)
                 fields = _FIELDS.unpack_from(segment, HEADER_SIZE)
                 self._fence()
-                if words[_GENERATION_WORD] == generation:
+                if words[GENERATION_WORD] == generation:
                     snapshot = self._decode(magic, segment_size, version, generation, fields)
                     self._cached = snapshot
                     self._cached_generation = generation
@@ -253,23 +249,23 @@ class ClockBoundReader:
         words = self._words
         if words is None:
             raise ClockBoundError("closed", self.path, "the reader is closed")
-        return words[_GENERATION_WORD]
+        return words[GENERATION_WORD]
 
-    def generation_reader(self) -> Callable[[], int]:
-        """A callable that loads the generation word, made of C calls only (no Python frame).
+    def header_words(self) -> memoryview:
+        """The header as native u16 words, read in place: `words[GENERATION_WORD]` is the
+        generation word as it is right now, one 2-byte load with no call at all.
 
-        For hot paths that compare it on every call; it raises ValueError once the reader
-        is closed (the view it reads is released then).
+        For hot paths that compare the generation on every call. The view is released when
+        the reader closes; indexing it then raises ValueError.
         """
-        # A memoryview of u16 words: getitem returns an int (typeshed types it as a Sequence).
-        return cast(Callable[[], int], functools.partial(operator.getitem, self._require_open()[1], _GENERATION_WORD))
+        return self._require_open()[1]
 
     def now(self) -> BoundedNow:
         """Bounded current time, as ClockBound's client computes it (see module doc)."""
         words = self._words
         if words is None:
             raise ClockBoundError("closed", self.path, "the reader is closed")
-        version, generation = words[_VERSION_WORD], words[_GENERATION_WORD]
+        version, generation = words[_VERSION_WORD], words[GENERATION_WORD]
         if generation != self._cached_generation or version != SUPPORTED_VERSION:
             self._refresh(version, generation)
         as_of_ns, void_after_ns, bound_ns, max_drift_ppb, status = self._cached_fields
