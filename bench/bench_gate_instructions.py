@@ -1,13 +1,14 @@
-"""The gate's cost in instructions: deterministic, whatever else the machine is doing.
+"""The gate's cost in instructions and cache misses: deterministic, whatever else the machine is doing.
 
 The throughput ratio (bench_app_segment) is what a user sees, but on a shared 2-core VM
 one run of it swings by a couple of per cent, as much as the gate's whole cost. This
-counts instead, with valgrind's callgrind, in two settings:
+counts instead, with valgrind's callgrind and its cache simulation (instructions, and
+level-1 instruction and data read misses), in two settings:
 
 - in process: `bench.gate_driver` drives the app through whole ASGI requests
   (middleware, routing, validation, endpoint, answer; no server, no sockets): the
   gate's own code, change by change;
-- through the server: `python -m clock_app` itself (uvicorn, httptools, asyncio, the
+- through the server: `python -m clock_app` itself (uvicorn, h11, asyncio, the
   sockets) under callgrind, a client in this process sending its requests on one
   keep-alive connection: the whole request as the throughput benchmark serves it.
 
@@ -56,22 +57,36 @@ UNGATED = "/api/bench/operations-ungated"
 BODY = b'{"label":"bench"}'
 
 
+# What is counted: instructions (Ir), and from callgrind's cache simulation the level-1
+# instruction and data read misses (I1mr, D1mr). The throughput ratio follows the misses
+# more than the instructions: the gate's code runs cold, once per request among a
+# million other instructions (see bench/README.md).
+EVENTS = ("Ir", "I1mr", "D1mr")
+
+
 def _callgrind(out: Path) -> list[str]:
-    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    return ["valgrind", "--tool=callgrind", "--cache-sim=yes", f"--callgrind-out-file={out}"]
 
 
-def _total(out: Path) -> int:
-    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no instruction total in {out}")
-    return int(match.group(1))
+def _total(out: Path) -> dict[str, int]:
+    """The run's totals of EVENTS, from callgrind's output file."""
+    text = out.read_text()
+    names = re.search(r"^events: (.+)$", text, re.MULTILINE)
+    totals = re.search(r"^(?:summary|totals): ([\d ]+)$", text, re.MULTILINE)
+    if names is None or totals is None:
+        raise RuntimeError(f"no event totals in {out}")
+    counted = dict(zip(names.group(1).split(), (int(value) for value in totals.group(1).split()), strict=False))
+    missing = [event for event in EVENTS if event not in counted]
+    if missing:
+        raise RuntimeError(f"{out} counts no {', '.join(missing)}")
+    return {event: counted[event] for event in EVENTS}
 
 
 def _env(twin_after: bool) -> dict[str, str]:
     return {**os.environ, "PYTHONHASHSEED": "0", "CLOCK_APP_BENCH_TWIN_AFTER": "1" if twin_after else "0"}
 
 
-def _in_process(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
+def _in_process(path: str, count: int, *, twin_after: bool, folder: Path) -> dict[str, int]:
     """Instructions of the in-process driver: start-up, warm-up and `count` requests."""
     out = folder / "in-process.out"
     command = [*_callgrind(out), sys.executable, "-m", "bench.gate_driver", path, str(count)]
@@ -89,7 +104,7 @@ def _post(connection: http.client.HTTPConnection, path: str) -> None:
         raise RuntimeError(f"{path} answered {response.status} under callgrind")
 
 
-def _server(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
+def _server(path: str, count: int, *, twin_after: bool, folder: Path) -> dict[str, int]:
     """Instructions of `python -m clock_app`: start-up, warm-up and `count` requests, to its exit."""
     out = folder / "server.out"
     shm = folder / "shm0"
@@ -143,23 +158,25 @@ def _server(path: str, count: int, *, twin_after: bool, folder: Path) -> int:
     return _total(out)
 
 
-def _measure(count_requests: Callable[..., int], count: int) -> dict[str, Any]:
-    per_request: dict[str, dict[str, int]] = {}
+def _measure(count_requests: Callable[..., dict[str, int]], count: int) -> dict[str, Any]:
+    per_request: dict[str, dict[str, dict[str, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-gate-instructions-") as name:
         folder = Path(name)
         for twin_after in (False, True):
             order = "twin_after" if twin_after else "twin_before"
             base = count_requests(GATED, 0, twin_after=twin_after, folder=folder)
-            per_request[order] = {
-                kind: round((count_requests(path, count, twin_after=twin_after, folder=folder) - base) / count)
-                for kind, path in (("gated", GATED), ("ungated", UNGATED))
-            }
-    gated = sum(figures["gated"] for figures in per_request.values()) / len(per_request)
-    ungated = sum(figures["ungated"] for figures in per_request.values()) / len(per_request)
+            per_request[order] = {}
+            for kind, path in (("gated", GATED), ("ungated", UNGATED)):
+                counted = count_requests(path, count, twin_after=twin_after, folder=folder)
+                per_request[order][kind] = {event: round((counted[event] - base[event]) / count) for event in EVENTS}
+
+    def mean(kind: str, event: str) -> float:
+        return sum(figures[kind][event] for figures in per_request.values()) / len(per_request)
+
     return {
-        "instructions_per_request": per_request,
-        "gate_instructions_per_request": round(gated - ungated),
-        "ratio_ungated_to_gated": round(ungated / gated, 4),
+        "per_request": per_request,
+        "gate_per_request": {event: round(mean("gated", event) - mean("ungated", event)) for event in EVENTS},
+        "ratio_ungated_to_gated_instructions": round(mean("ungated", "Ir") / mean("gated", "Ir"), 4),
         "requests_counted": count,
     }
 
@@ -174,18 +191,21 @@ def main() -> dict[str, Any]:
         "server": _measure(_server, COUNT_SERVER),
     }
     for setting, figures in result.items():
-        for order, counts in figures["instructions_per_request"].items():
-            print(f"  {setting}, {order}: gated {counts['gated']:,} ungated {counts['ungated']:,} instructions/request")
+        for order, kinds in figures["per_request"].items():
+            for kind, counts in kinds.items():
+                spelled = ", ".join(f"{event} {counts[event]:,}" for event in EVENTS)
+                print(f"  {setting}, {order}, {kind}: {spelled} a request")
+        gate = figures["gate_per_request"]
         print(
-            f"  {setting}: the gate {figures['gate_instructions_per_request']:,} instructions/request, "
-            f"ungated/gated {figures['ratio_ungated_to_gated']}"
+            f"  {setting}: the gate {gate['Ir']:,} instructions, {gate['I1mr']:,} I1 and {gate['D1mr']:,} D1 read "
+            f"misses a request; ungated/gated instructions {figures['ratio_ungated_to_gated_instructions']}"
         )
     result["method"] = (
-        "valgrind --tool=callgrind, PYTHONHASHSEED=0, ClockBound segment source: in process, python -m "
-        f"bench.gate_driver (whole ASGI requests, {COUNT_IN_PROCESS} counted); through the server, python -m "
-        f"clock_app with one keep-alive connection ({COUNT_SERVER} counted); (instructions with N requests - "
-        "with 0) / N per route and route order, after 200 warm-up requests to each route; the gate = mean over "
-        "both orders of gated - ungated"
+        "valgrind --tool=callgrind --cache-sim=yes (events Ir, I1mr, D1mr), PYTHONHASHSEED=0, ClockBound "
+        f"segment source: in process, python -m bench.gate_driver (whole ASGI requests, {COUNT_IN_PROCESS} "
+        f"counted); through the server, python -m clock_app with one keep-alive connection ({COUNT_SERVER} "
+        "counted); (count with N requests - count with 0) / N per route, route order and event, after 200 "
+        "warm-up requests to each route; the gate = mean over both orders of gated - ungated"
     )
     return result
 
