@@ -214,10 +214,10 @@ def test_a_wall_clock_step_neither_replays_nor_bursts_cron_jobs(tmp_path, emulat
     # the cron thread must notice a step: back 1 h must not leave it waiting an hour for
     # the stale next run (nor re-run the hour), forward 2 h must not fire a burst.
     # The sampling is not under test here, yet every warning fails it: the metadata read
-    # gets about the longest timeout a 1 s interval allows (0.75 s with the 0.2 s connect
-    # timeout, not 0.5), so a loaded CI
-    # machine starving the in-test emulator for half a second is not a failure. (Its
-    # deadlines are monotonic, which libfaketime leaves real: no step can time it out.)
+    # gets about the longest timeout a 1 s interval allows (0.75 s beside the 0.2 s
+    # connect timeout, not 0.5), so a loaded machine starving the in-test emulator for
+    # half a second is not a failure. (Its deadlines are monotonic, which libfaketime
+    # leaves real: no step can time it out.)
     env = base_env(tmp_path, ECS_CONTAINER_METADATA_URI_V4=emulator.metadata_uri, CLOCK_SINK="emf",
                    CLOCK_INTERVAL_SECONDS="1", CLOCK_METADATA_READ_TIMEOUT_SECONDS="0.75",
                    CLOCK_CRONTAB="* * * * * * /bin/true", **wall_clock.env())
