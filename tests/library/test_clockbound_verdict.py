@@ -251,3 +251,22 @@ def test_the_readers_generation_is_the_word_as_it_is_now(tmp_path):
             assert reader.generation == 4  # seen without taking a copy
         with pytest.raises(ValueError, match="the reader is closed"):
             reader.generation  # noqa: B018
+
+
+def test_the_header_words_show_the_generation_in_place_until_the_reader_closes(tmp_path):
+    """The hot path's load (the app's gate): the generation word read through the header
+    view follows every write with no call, and the view is gone once the reader closes."""
+    from clockcore.clockbound import ClockBoundReader, ClockBoundWriter
+    from clockcore.clockbound.reader import GENERATION_WORD
+
+    record = SegmentPublisher(interval_s=INTERVAL_S, max_reference_age_s=MAX_AGE_S).record_for(reading(), at=AT)
+    assert record is not None
+    with ClockBoundWriter(tmp_path / "shm0") as writer:
+        writer.write(record)
+        with ClockBoundReader(tmp_path / "shm0") as reader:
+            words = reader.header_words()
+            assert words[GENERATION_WORD] == reader.generation == 2
+            writer.write(record)
+            assert words[GENERATION_WORD] == 4
+        with pytest.raises(ValueError):
+            words[GENERATION_WORD]  # noqa: B018 - released with the reader
