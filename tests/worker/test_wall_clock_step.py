@@ -253,7 +253,13 @@ def test_a_wall_clock_step_neither_replays_nor_bursts_cron_jobs(tmp_path, emulat
     assert elapsed_s - 2.5 <= len(runs) <= elapsed_s + 1, (len(runs), elapsed_s, gaps)
     assert all(0.4 <= gap for gap in gaps), gaps  # no burst
     assert all(gap <= 2.5 for gap in gaps) and sum(gap > 1.5 for gap in gaps) <= 1, gaps  # no stall
-    assert [entry for entry in entries if entry["level"] not in ("debug", "info")] == []
+    # Nothing above info, but for a run or two skipped because /bin/true was still
+    # running a second later: a machine starved by other work (a fresh-clone run beside
+    # valgrind) does that, and the gap checks above bound it. A replay of the hour after
+    # the step back would skip thousands; an error or a traceback fails the test.
+    warnings = [entry for entry in entries if entry["level"] not in ("debug", "info")]
+    skipped = [entry for entry in warnings if entry["event"] == "cron_job_skipped"]
+    assert len(skipped) <= 2 and [entry for entry in warnings if entry not in skipped] == [], warnings
     # The sampling went on as usual next to the jobs.
     assert all(document["ClockSampleFailures"] == 0 for document in worker.emf_lines())
     assert abs(len(worker.emf_lines()) - worker.logs("stopped")[-1]["samples_total"]) == 0
