@@ -17,6 +17,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,11 @@ def write_segment(shm: Path) -> None:
 
     Needs `containers/` and `containers/app` on sys.path (main() and bench_gate_instructions put them there).
     """
-    from clock_app.segment import coarse_monotonic_ns
     from clockcore.clockbound import ClockBoundWriter, SegmentRecord, SegmentStatus
+    from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE
 
     with ClockBoundWriter(shm) as writer:
-        now = coarse_monotonic_ns()
+        now = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)  # the clock a segment is written in
         writer.write(
             SegmentRecord(
                 as_of_ns=now,

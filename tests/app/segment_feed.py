@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from clock_app.segment import SegmentSource, coarse_monotonic_ns
+from clock_app.segment import SegmentSource
+from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE
 from clock_worker.sampler import Sampler
 from clockcore import ClockReading
 from clockcore.clockbound import ClockBoundWriter, SegmentPublisher, SegmentRecord
@@ -69,7 +70,7 @@ class Clocks:
         self.offset_ns = 0
 
     def monotonic_ns(self) -> int:
-        return coarse_monotonic_ns() + self.offset_ns
+        return time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE) + self.offset_ns
 
     def realtime_ns(self) -> int:
         return time.time_ns() + self.offset_ns

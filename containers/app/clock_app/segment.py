@@ -31,7 +31,6 @@ check: its sentences carry numbers that keep changing.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import time
@@ -42,7 +41,7 @@ from datetime import datetime
 from clock_app.isotime import utc_from_us
 from clockcore import BoundedTime, SyncStatus, Verdict, VerdictReason
 from clockcore.clockbound import ClockBoundError, ClockBoundReader, ClockStatus, SegmentSnapshot
-from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE, MIN_SEGMENT_SIZE
+from clockcore.clockbound.reader import MIN_SEGMENT_SIZE
 from clockcore.clockbound.verdict import SegmentJudgement, SegmentLimits, judge_segment
 
 NS_PER_S = 1_000_000_000
@@ -83,17 +82,15 @@ Stamp = tuple[int, int, str, float]
 # as_of_ns, bound_ns, max_drift_ppb, status value); see SegmentSource.hot.
 HotRecord = tuple[int, memoryview, int, int, int, int, str]
 
-# CLOCK_MONOTONIC_COARSE in ns, as a C-level callable (no Python frame per call): the
-# clock the segment's instants are written in.
-coarse_monotonic_ns: Callable[[], int] = functools.partial(time.clock_gettime_ns, CLOCK_MONOTONIC_COARSE)
-# The gate reads CLOCK_MONOTONIC itself (time.monotonic_ns), not the coarse clock:
-# CLOCK_MONOTONIC_COARSE is CLOCK_MONOTONIC as of the last timer tick (the same clock,
-# behind by less than a tick, 1-4 ms), so the finer reading only ever makes the elapsed
-# time since as-of longer: the grown bound larger (by under 0.2 µs at 50 ppm), the
-# reference older and void-after sooner. Every judgement stays on the safe side, and the
-# reading is cheaper: time.monotonic_ns takes no argument, where clock_gettime_ns parses
-# its clock id through PyArg_ParseTuple, code that (callgrind's cache simulation, through
-# the server) missed the instruction cache some 40 times a request.
+# The gate reads CLOCK_MONOTONIC itself (time.monotonic_ns), not CLOCK_MONOTONIC_COARSE,
+# the clock the segment's instants are written in: the coarse clock is CLOCK_MONOTONIC as
+# of the last timer tick (behind by less than a tick, 1-4 ms), so the finer reading only
+# ever makes the elapsed time since as-of longer: the grown bound larger (by under 0.2 µs
+# at 50 ppm), the reference older and void-after sooner. Every judgement stays on the
+# safe side, and the reading is cheaper: time.monotonic_ns takes no argument, where
+# clock_gettime_ns parses its clock id through PyArg_ParseTuple, code that (callgrind's
+# cache simulation, through the server) missed the instruction cache some 40 times a
+# request.
 
 
 def stamp_at(
