@@ -479,3 +479,20 @@ def test_a_record_whose_as_of_is_ahead_is_not_armed_for_the_hot_path(emulator, s
     assert stamp[3] == 0.2  # no growth before as-of
     clocks.monotonic += 1_000  # past as-of now: armed at the next look at this record
     assert isinstance(guard.try_admit(), tuple) and source.hot is not None
+
+
+def test_the_gates_monotonic_reading_is_never_behind_the_clock_the_segment_is_written_in():
+    """The gate reads CLOCK_MONOTONIC where the writer stamps CLOCK_MONOTONIC_COARSE: the
+    same clock, the coarse one up to a tick behind. Read in that order, the gate's reading
+    is never earlier, so its elapsed times, grown bounds and expiries only err safe."""
+    import time
+
+    from clock_app.segment import SegmentSource
+    from clockcore.clockbound.reader import CLOCK_MONOTONIC_COARSE
+
+    source = SegmentSource("unused", limits=None)  # type: ignore[arg-type]  # only its clock is read
+    tick_ns = round(time.clock_getres(CLOCK_MONOTONIC_COARSE) * 1e9)
+    for _ in range(20_000):
+        coarse = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+        fine = source.monotonic_ns()
+        assert coarse <= fine < coarse + tick_ns + 50_000_000  # ahead by under a tick (plus scheduling)
