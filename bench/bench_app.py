@@ -7,8 +7,8 @@ lookup, no verdict, no counters, no bounded time. It is routed the way the gated
 is, straight on the app right beside it (api.add_routes). FastAPI tries routes in turn
 and each one tried costs (about 2 us a request here), so whichever of the two comes
 second pays one route check more. Eight app processes therefore run side by side, the
-twin routed right before the gated route in half of them and right after it in the others, and
-the rounds go round them, so that check weighs on both endpoints alike, no process gets
+twin routed right before the gated route in half of them and right after it in the
+others, and the rounds go round them, so that check weighs on both endpoints alike, no process gets
 a calmer stretch of the shared machine, and no one process's luck (two processes of the
 same build differ by a few per cent here) decides the figure. (Until this version the
 twin sat in an included router after the whole API and paid about 10 us more routing
@@ -66,7 +66,7 @@ BODY = json.dumps({"label": "bench"}).encode()
 # more than the pairs' noise does: each app process has a ratio of its own (same build,
 # 0.95 to 0.99 over 128 pairs each), and the machine changes over minutes (three 256-pair
 # runs over 4 processes read 0.990, 0.953 and 0.962). So the segment takes 1024 pairs
-# over 8 processes, about 17 minutes: 0.004 from the pairs, and the processes' spread
+# over 8 processes, about 18 minutes: 0.003 from the pairs, and the processes' spread
 # averaged over twice as many.
 ROUNDS = 64
 SEGMENT_ROUNDS = 1024
