@@ -8,9 +8,9 @@ is, straight on the app right beside it (api.add_routes). FastAPI tries routes i
 and each one tried costs (about 2 us a request here), so whichever of the two comes
 second pays one route check more. Eight app processes therefore run side by side, the
 twin routed right before the gated route in half of them and right after it in the
-others, and the rounds go round them, so that check weighs on both endpoints alike, no process gets
-a calmer stretch of the shared machine, and no one process's luck (two processes of the
-same build differ by a few per cent here) decides the figure. (Until this version the
+others, and the rounds go round them, so that check weighs on both endpoints alike, no
+process gets a calmer stretch of the shared machine, and no one process's luck (two
+processes of the same build differ by a few per cent here) decides the figure. (Until this version the
 twin sat in an included router after the whole API and paid about 10 us more routing
 per request than the gated route: the ratios recorded then were that much in the gate's
 favour. The version after that measured the two route orders one after the other, in
